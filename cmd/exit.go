@@ -1,0 +1,100 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+
+	"github.com/asr-project/asr/replica"
+	"github.com/asr-project/asr/replica/hrl"
+	"github.com/asr-project/asr/replica/target"
+	"github.com/asr-project/asr/replica/vhd"
+	"github.com/asr-project/asr/vault"
+)
+
+// Exit codes. This is the one place errors become codes; keep exitCodeHelp
+// in step.
+const (
+	exitOK        = 0
+	exitFailure   = 1  // anything not listed below
+	exitUsage     = 2  // bad flags, arguments or config
+	exitNotFound  = 3  // unknown VM, policy, point, job or disk
+	exitNoSite    = 4  // no state file: run asr init
+	exitLocked    = 5  // another asr process holds the site or VM
+	exitBadData   = 6  // malformed VHD, corrupt or unclosed log, broken chain
+	exitTarget    = 7  // target unreachable, unwritable or full
+	exitAuth      = 8  // target refused the credentials
+	exitExists    = 9  // already exists (site, VM, policy)
+	exitSchema    = 10 // state file written by a newer asr
+	exitMismatch  = 11 // verification found different bytes
+	exitCancelled = 130
+)
+
+const exitCodeHelp = `Exit codes:
+  0    success
+  1    failure not listed below
+  2    bad flags, arguments or configuration
+  3    not found: unknown VM, policy, recovery point, job or disk
+  4    no site here: run asr init --site NAME (or pass --state)
+  5    locked: another asr process is working on this site or VM
+  6    bad data: malformed VHD, corrupt or unclosed .hrl log, broken chain
+  7    target unreachable, unwritable or out of space
+  8    target refused the credentials
+  9    already exists: site, protected VM or policy
+  10   state file written by a newer asr
+  11   verification failed: bytes differ
+  130  cancelled (Ctrl-C or SIGTERM)`
+
+// usageError marks bad flags, arguments or configuration.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+// errReported is returned by a command that already printed its failure
+// (for example JSON output of a corrupt file) and only needs the exit code.
+var errReported = errors.New("reported")
+
+// reported carries an exit code for an error already printed.
+type reportedError struct{ code int }
+
+func (reportedError) Error() string  { return "reported" }
+func (reportedError) Is(t error) bool { return t == errReported }
+
+func exitCode(err error) int {
+	var rep reportedError
+	var usage usageError
+	var format *vhd.FormatError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &rep):
+		return rep.code
+	case errors.As(err, &usage):
+		return exitUsage
+	case errors.Is(err, context.Canceled):
+		return exitCancelled
+	case errors.Is(err, vault.ErrLocked):
+		return exitLocked
+	case errors.Is(err, vault.ErrNoSite):
+		return exitNoSite
+	case errors.Is(err, vault.ErrSchema):
+		return exitSchema
+	case errors.Is(err, vault.ErrExists), errors.Is(err, replica.ErrExists):
+		return exitExists
+	case errors.Is(err, replica.ErrMismatch):
+		return exitMismatch
+	case errors.Is(err, replica.ErrInvalid):
+		return exitUsage
+	case errors.As(err, &format), errors.Is(err, hrl.ErrCorrupt), errors.Is(err, hrl.ErrTruncated),
+		errors.Is(err, hrl.ErrNotClosed), errors.Is(err, hrl.ErrChainBroken), errors.Is(err, replica.ErrBadData),
+		errors.Is(err, replica.ErrResync):
+		return exitBadData
+	case errors.Is(err, vault.ErrNotFound), errors.Is(err, replica.ErrNotFound):
+		return exitNotFound
+	case errors.Is(err, target.ErrAuth):
+		return exitAuth
+	case errors.Is(err, target.ErrUnavailable), errors.Is(err, target.ErrNoSpace),
+		errors.Is(err, target.ErrInvalid), errors.Is(err, target.ErrUnknownScheme), errors.Is(err, replica.ErrTarget):
+		return exitTarget
+	}
+	return exitFailure
+}

@@ -1,0 +1,24 @@
+package cmd
+
+import (
+	"io"
+	"os"
+
+	"golang.org/x/term"
+)
+
+// IO is what a command reads and writes. TTY says Out is a terminal, which
+// turns on tables with colour and progress bars.
+type IO struct {
+	In  io.Reader
+	Out io.Writer
+	Err io.Writer
+	TTY bool
+}
+
+// SystemIO is the process's own streams. Colour and bars only on a
+// terminal, and never when NO_COLOR is set.
+func SystemIO() *IO {
+	tty := term.IsTerminal(int(os.Stdout.Fd())) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
+	return &IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, TTY: tty}
+}

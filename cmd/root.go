@@ -1,0 +1,155 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+)
+
+// globals are the flags every command has.
+type globals struct {
+	io      *IO
+	v       *viper.Viper
+	State   string
+	Output  string
+	Quiet   bool
+	Yes     bool
+	Timeout time.Duration
+}
+
+// Execute runs asr with the process's arguments and returns its exit code.
+func Execute() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, SystemIO(), os.Args[1:])
+}
+
+// Run runs asr with the given streams and arguments and returns the exit
+// code; errors are printed as one line on io.Err.
+func Run(ctx context.Context, io *IO, args []string) int {
+	root := newRoot(io)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	code := exitCode(err)
+	if !errors.Is(err, errReported) {
+		fmt.Fprintf(io.Err, "asr: %s\n", oneLine(err.Error()))
+	}
+	return code
+}
+
+func newRoot(io *IO) *cobra.Command {
+	g := &globals{io: io, v: viper.New()}
+	var config string
+	root := &cobra.Command{
+		Use:   "asr",
+		Short: "asr protects virtual machines against the loss of a site",
+		Long: `asr replicates virtual machines' disks to a recovery site (a directory or
+Azure Blob Storage), keeps a window of recovery points, and moves the
+workload there and back.
+
+` + exitCodeHelp,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(c *cobra.Command, _ []string) error {
+			return g.load(c, config)
+		},
+	}
+	root.SetIn(io.In)
+	root.SetOut(io.Out)
+	root.SetErr(io.Err)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.State, "state", "", "site state file (default $XDG_STATE_HOME/asr/site.db; env ASR_STATE)")
+	pf.StringVar(&config, "config", "", "config file (default $XDG_CONFIG_HOME/asr/config.yaml if present)")
+	pf.StringVarP(&g.Output, "output", "o", "table", "output format: table or json")
+	pf.BoolVarP(&g.Quiet, "quiet", "q", false, "print only errors and essential results")
+	pf.BoolVar(&g.Yes, "yes", false, "do not ask before destructive actions")
+	pf.DurationVar(&g.Timeout, "lock-timeout", 5*time.Second, "how long to wait for another asr process on this site")
+
+	root.AddCommand(
+		newInitCmd(g), newPolicyCmd(g), newEnableCmd(g), newDisableCmd(g),
+		newStatusCmd(g), newPointsCmd(g), newJobsCmd(g), newDemoCmd(g),
+		newReplicateCmd(g), newTrackCmd(g), newVHDCmd(g), newHRLCmd(g),
+	)
+	return root
+}
+
+// load resolves the global settings: config file, then ASR_* environment,
+// then flags.
+func (g *globals) load(c *cobra.Command, config string) error {
+	v := g.v
+	v.SetEnvPrefix("ASR")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	if config == "" {
+		config = os.Getenv("ASR_CONFIG")
+	}
+	if config != "" {
+		v.SetConfigFile(config)
+		if err := v.ReadInConfig(); err != nil {
+			return usageError{fmt.Errorf("config file %s: %v", config, err)}
+		}
+	} else if dir, err := os.UserConfigDir(); err == nil {
+		if path := filepath.Join(dir, "asr", "config.yaml"); fileExists(path) {
+			v.SetConfigFile(path)
+			if err := v.ReadInConfig(); err != nil {
+				return usageError{fmt.Errorf("config file %s: %v", path, err)}
+			}
+		}
+	}
+	for _, name := range []string{"state", "output", "quiet", "yes", "lock-timeout"} {
+		if err := v.BindPFlag(name, c.Flags().Lookup(name)); err != nil {
+			return err
+		}
+	}
+	g.State = v.GetString("state")
+	g.Output = v.GetString("output")
+	g.Quiet = v.GetBool("quiet")
+	g.Yes = v.GetBool("yes")
+	g.Timeout = v.GetDuration("lock-timeout")
+	if g.Output != "table" && g.Output != "json" {
+		return usageError{fmt.Errorf("--output %q: use table or json", g.Output)}
+	}
+	if g.State == "" {
+		dir := os.Getenv("XDG_STATE_HOME")
+		if dir == "" {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return usageError{fmt.Errorf("no --state given and no home directory: %v", err)}
+			}
+			dir = filepath.Join(home, ".local", "state")
+		}
+		g.State = filepath.Join(dir, "asr", "site.db")
+	}
+	return nil
+}
+
+// lookup reads a setting for backends (credentials): viper config or the
+// environment under its own name, such as AZURE_STORAGE_CONNECTION_STRING.
+func (g *globals) lookup(key string) string {
+	if s := g.v.GetString(strings.ToLower(key)); s != "" {
+		return s
+	}
+	return os.Getenv(key)
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}

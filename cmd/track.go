@@ -1,0 +1,118 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+
+	"github.com/asr-project/asr/replica/tracker"
+	"github.com/asr-project/asr/replica/tracker/nbd"
+	"github.com/asr-project/asr/vault"
+)
+
+func newTrackCmd(g *globals) *cobra.Command {
+	var sockDir string
+	c := &cobra.Command{
+		Use:   "track VM [--socket-dir DIR]",
+		Short: "Serve a protected VM's disks over NBD and log every write (long-running)",
+		Long: `Serve each disk of a protected VM over NBD on a Unix socket
+DIR/<VM>-<disk>.sock (export name <disk>) and record every write in the
+disk's .hrl log. Start the VM with the -drive arguments printed at start.
+asr replicate asks this process to rotate its logs. SIGTERM or SIGINT
+closes every log properly and exits 0. Run it under systemd.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			return runTrack(c.Context(), g, args[0], sockDir)
+		},
+	}
+	c.Flags().StringVar(&sockDir, "socket-dir", "", "directory for the NBD sockets (default beside the state file)")
+	return c
+}
+
+func runTrack(ctx context.Context, g *globals, vm, sockDir string) error {
+	e, err := g.engine()
+	if err != nil {
+		return err
+	}
+	var it vault.Item
+	if err := e.Vault.View(func(tx *vault.Tx) (err error) { it, err = tx.Item(vm); return }); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(e.TrackDir(), 0o700); err != nil {
+		return err
+	}
+	if sockDir == "" {
+		sockDir = e.TrackDir()
+	}
+	lockPath, ctlPath := tracker.Paths(e.TrackDir(), vm)
+	lock, err := vault.LockFile(lockPath, g.Timeout)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+
+	var specs []tracker.DiskSpec
+	for _, d := range it.Disks {
+		id, _ := uuid.Parse(d.AppliedID)
+		specs = append(specs, tracker.DiskSpec{Name: d.Name, Path: d.Path, AppliedSeq: d.AppliedSeq, AppliedID: id})
+	}
+	tr, err := tracker.Start(specs)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+
+	ctl, err := listenUnix(ctlPath)
+	if err != nil {
+		return err
+	}
+	defer ctl.Close()
+	go tracker.ServeControl(ctl, tr)
+
+	var servers []*nbd.Server
+	for _, d := range tr.Disks() {
+		path := filepath.Join(sockDir, vm+"-"+d.Name+".sock")
+		l, err := listenUnix(path)
+		if err != nil {
+			return err
+		}
+		defer os.Remove(path)
+		s := &nbd.Server{Exports: map[string]nbd.Backend{d.Name: d}, MinBlock: 512, MaxRequest: 32 << 20}
+		servers = append(servers, s)
+		go s.Serve(l)
+		g.say("%s: disk %s: -drive file=nbd+unix:///%s?socket=%s,format=raw,if=virtio,cache=none", vm, d.Name, d.Name, path)
+	}
+	g.say("%s: tracking %d disk(s); stop with SIGTERM", vm, len(servers))
+	<-ctx.Done()
+
+	stop, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var errs []error
+	for _, s := range servers {
+		errs = append(errs, s.Shutdown(stop))
+	}
+	errs = append(errs, tr.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("tracker for %s stopped uncleanly; the next replicate will resync: %w", vm, err)
+	}
+	g.say("%s: logs closed; tracker stopped", vm)
+	return nil
+}
+
+// listenUnix listens on a Unix socket, replacing a stale socket file; the
+// caller holds the lock that makes it stale rather than live.
+func listenUnix(path string) (net.Listener, error) {
+	os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	return l, nil
+}

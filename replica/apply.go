@@ -1,0 +1,166 @@
+package replica
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/asr-project/asr/replica/hrl"
+	"github.com/asr-project/asr/replica/target"
+	"github.com/asr-project/asr/vault"
+)
+
+// applyWorkers spans are written concurrently; spans never share a page.
+const applyWorkers = 4
+
+// span is one page-aligned write [a, b) of at most target.MaxWrite bytes
+// and the coalesced extents (clipped to it) that fill it.
+type span struct {
+	a, b int64
+	exts []hrl.Extent
+}
+
+// spans packs sorted, non-overlapping extents into page-aligned writes.
+// Extents that share a page go into one span, so no two spans touch the
+// same page and they may be written in any order.
+func spans(exts []hrl.Extent) []span {
+	var out []span
+	for _, e := range exts {
+		for e.Len > 0 {
+			a := e.Off / target.PageSize * target.PageSize
+			b := (e.Off + e.Len + target.PageSize - 1) / target.PageSize * target.PageSize
+			n := len(out)
+			if n > 0 && a <= out[n-1].b {
+				cur := &out[n-1]
+				if b-cur.a <= target.MaxWrite {
+					cur.exts = append(cur.exts, e)
+					cur.b = max(cur.b, b)
+					break
+				}
+				if a < cur.b { // shares a page: the head joins cur, the rest starts fresh at cur.b
+					head := cur.b - e.Off
+					h := e
+					h.Len = head
+					cur.exts = append(cur.exts, h)
+					e.Off, e.FileOff, e.Len = e.Off+head, e.FileOff+head, e.Len-head
+					continue
+				}
+			}
+			if b-a > target.MaxWrite { // split long extents at MaxWrite boundaries
+				cut := a + target.MaxWrite - e.Off
+				h := e
+				h.Len = cut
+				out = append(out, span{a: a, b: a + target.MaxWrite, exts: []hrl.Extent{h}})
+				e.Off, e.FileOff, e.Len = e.Off+cut, e.FileOff+cut, e.Len-cut
+				continue
+			}
+			out = append(out, span{a: a, b: b, exts: []hrl.Extent{e}})
+			break
+		}
+	}
+	return out
+}
+
+// applyDisk applies the logs a pending point covers to one replica disk and
+// returns the bytes written. Logs that can't be trusted send the item to
+// resync instead.
+func (e *Engine) applyDisk(ctx context.Context, t target.Target, it *vault.Item, d vault.Disk, j *job) (int64, error) {
+	logs, err := pendingLogs(&d, it.Pending.UpTo[d.Name])
+	if err != nil {
+		if untrusted(err) {
+			return 0, e.markResync(it, err)
+		}
+		return 0, err
+	}
+	files := make([]*os.File, len(logs))
+	for i, l := range logs {
+		if files[i], err = os.Open(l.Path); err != nil {
+			return 0, err
+		}
+		defer files[i].Close()
+	}
+	work := spans(hrl.Coalesce(logs))
+	var total int64
+	for _, s := range work {
+		total += s.b - s.a
+	}
+	var (
+		mu      sync.Mutex
+		written int64
+		first   error
+		wg      sync.WaitGroup
+		next    = make(chan span)
+	)
+	for range applyWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, target.MaxWrite)
+			for s := range next {
+				err := writeSpan(ctx, t, d.Replica, files, s, buf[:s.b-s.a])
+				mu.Lock()
+				if err != nil && first == nil {
+					first = err
+				}
+				written += s.b - s.a
+				j.progress(written, total)
+				mu.Unlock()
+			}
+		}()
+	}
+	for _, s := range work {
+		mu.Lock()
+		failed := first != nil
+		mu.Unlock()
+		if failed || ctx.Err() != nil {
+			break
+		}
+		next <- s
+	}
+	close(next)
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return written, first
+}
+
+// writeSpan fills buf with the span's extents, reading first from the
+// replica the pages they only partly cover, and writes it.
+func writeSpan(ctx context.Context, t target.Target, disk string, files []*os.File, s span, buf []byte) error {
+	covered := s.a
+	for _, e := range s.exts {
+		if e.Off > covered {
+			if err := readEdge(ctx, t, disk, s, buf, covered, e.Off); err != nil {
+				return err
+			}
+		}
+		if _, err := files[e.Log].ReadAt(buf[e.Off-s.a:e.Off-s.a+e.Len], e.FileOff); err != nil {
+			return fmt.Errorf("read log %s at %d: %w", files[e.Log].Name(), e.FileOff, err)
+		}
+		covered = e.Off + e.Len
+	}
+	if covered < s.b {
+		if err := readEdge(ctx, t, disk, s, buf, covered, s.b); err != nil {
+			return err
+		}
+	}
+	if err := t.WritePages(ctx, disk, s.a, buf); err != nil {
+		return fmt.Errorf("write replica %s at %d: %w", disk, s.a, err)
+	}
+	return nil
+}
+
+// readEdge fills the uncovered bytes [from, to) of a span from the
+// replica, reading whole pages.
+func readEdge(ctx context.Context, t target.Target, disk string, s span, buf []byte, from, to int64) error {
+	a := from / target.PageSize * target.PageSize
+	b := (to + target.PageSize - 1) / target.PageSize * target.PageSize
+	page := make([]byte, b-a)
+	if err := t.ReadAt(ctx, disk, "", page, a); err != nil {
+		return fmt.Errorf("read replica %s at %d: %w", disk, a, err)
+	}
+	copy(buf[from-s.a:to-s.a], page[from-a:to-a])
+	return nil
+}

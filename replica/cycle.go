@@ -1,0 +1,249 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/asr-project/asr/replica/hrl"
+	"github.com/asr-project/asr/replica/target"
+	"github.com/asr-project/asr/replica/tracker"
+	"github.com/asr-project/asr/vault"
+)
+
+// cycle makes one recovery point: rotate the logs, apply them, snapshot,
+// record, prune and delete the applied logs. A Pending point left by a
+// crashed run is finished first, from the same record.
+func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *job) error {
+	if it.Pending == nil {
+		if err := j.step("rotate logs"); err != nil {
+			return err
+		}
+		p, err := e.rotate(ctx, it)
+		if err != nil {
+			return err
+		}
+		it.Pending = p
+		if err := e.saveItem(it); err != nil {
+			return err
+		}
+	}
+	p := it.Pending
+	for i := range it.Disks {
+		d := it.Disks[i]
+		if err := j.step("apply logs to " + d.Name); err != nil {
+			return err
+		}
+		n, err := e.applyDisk(ctx, t, it, d, j)
+		j.j.Bytes += n
+		if err != nil {
+			return err
+		}
+	}
+	if err := j.step("snapshot " + p.Point); err != nil {
+		return err
+	}
+	for _, d := range it.Disks {
+		if err := t.Snapshot(ctx, d.Replica, p.Point); err != nil {
+			return fmt.Errorf("snapshot %s of %s: %w", p.Point, d.Replica, err)
+		}
+	}
+	pt := vault.Point{ID: p.Point, VM: it.VM, Time: p.Time, AppConsistent: p.AppConsistent, Disks: diskNames(it), Bytes: j.j.Bytes}
+	if err := putJSON(ctx, t, pointKey(it.VM, pt.ID), pt); err != nil {
+		return err
+	}
+	for i := range it.Disks {
+		it.Disks[i].AppliedSeq = p.UpTo[it.Disks[i].Name]
+		it.Disks[i].AppliedID = p.IDs[it.Disks[i].Name]
+	}
+	it.Pending = nil
+	it.State = vault.StateProtected
+	it.Health, it.HealthReason = vault.HealthNormal, ""
+	it.Failures, it.FirstFailure, it.LastError = 0, time.Time{}, ""
+	it.LastPoint, it.LastPointAt = pt.ID, pt.Time
+	if pt.AppConsistent {
+		it.LastAppAt = pt.Time
+	}
+	err := e.Vault.Update(func(tx *vault.Tx) error {
+		if err := tx.PutPoint(pt); err != nil {
+			return err
+		}
+		return tx.PutItem(*it)
+	})
+	if err != nil {
+		return err
+	}
+	e.event(it.VM, "recovery point %s recorded", pt.ID)
+	if err := j.step("prune recovery points"); err != nil {
+		return err
+	}
+	if err := e.prune(ctx, t, it); err != nil {
+		return err
+	}
+	for _, d := range it.Disks {
+		removeLogs(d.Path, d.AppliedSeq)
+	}
+	return nil
+}
+
+func (e *Engine) saveItem(it *vault.Item) error {
+	return e.Vault.Update(func(tx *vault.Tx) error { return tx.PutItem(*it) })
+}
+
+// rotate seals the logs of all disks at one instant and returns the
+// pending point they make. With a tracker running it asks the tracker; with
+// none, every log on disk is already sealed and the newest of each disk
+// ends the point. App-consistent freeze and thaw run around the rotation
+// when the policy says one is due.
+func (e *Engine) rotate(ctx context.Context, it *vault.Item) (*vault.Pending, error) {
+	var pol vault.Policy
+	if err := e.Vault.View(func(tx *vault.Tx) (err error) { pol, err = tx.Policy(it.Policy); return }); err != nil {
+		return nil, err
+	}
+	appDue := pol.FreezeCommand != "" && pol.AppConsistentEvery > 0 && e.now().Sub(it.LastAppAt) >= pol.AppConsistentEvery
+	frozen := false
+	if appDue {
+		if err := runHook(ctx, pol.FreezeCommand, it.VM); err != nil {
+			e.event(it.VM, "freeze failed, this point is crash-consistent: %v", err)
+		} else {
+			frozen = true
+		}
+	}
+	sealed, err := e.sealedLogs(ctx, it)
+	if appDue && pol.ThawCommand != "" {
+		// Thaw even when freeze failed: a half-frozen guest must not stay so.
+		if terr := runHook(ctx, pol.ThawCommand, it.VM); terr != nil {
+			e.event(it.VM, "thaw failed, this point is crash-consistent: %v", terr)
+			frozen = false
+		}
+	} else if appDue {
+		frozen = false
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := e.now()
+	p := &vault.Pending{Point: pointID(now), Time: now, AppConsistent: frozen,
+		UpTo: map[string]uint64{}, IDs: map[string]string{}}
+	for _, d := range it.Disks {
+		s, ok := sealed[d.Name]
+		if !ok || s.Seq <= d.AppliedSeq {
+			s = tracker.Sealed{Seq: d.AppliedSeq, ID: d.AppliedID}
+		}
+		p.UpTo[d.Name], p.IDs[d.Name] = s.Seq, s.ID
+	}
+	return p, nil
+}
+
+// sealedLogs returns the newest sealed log of each disk. It asks a running
+// tracker to rotate; when none runs it holds the tracker lock for the
+// duration of the call, so none can start while it reads the logs.
+func (e *Engine) sealedLogs(ctx context.Context, it *vault.Item) (map[string]tracker.Sealed, error) {
+	if err := os.MkdirAll(e.TrackDir(), 0o700); err != nil {
+		return nil, err
+	}
+	lockPath, sock := tracker.Paths(e.TrackDir(), it.VM)
+	lock, err := vault.LockFile(lockPath, 0)
+	if err != nil {
+		return tracker.RequestRotate(ctx, sock)
+	}
+	defer lock.Unlock()
+	out := map[string]tracker.Sealed{}
+	for _, d := range it.Disks {
+		logs, err := tracker.Logs(d.Path)
+		if err != nil || len(logs) == 0 {
+			continue
+		}
+		last := logs[len(logs)-1]
+		info, _ := hrl.Inspect(last.Path)
+		out[d.Name] = tracker.Sealed{Seq: last.Seq, ID: info.UniqueID.String()}
+	}
+	return out, nil
+}
+
+// runHook runs an operator's freeze or thaw command with {vm} replaced.
+func runHook(ctx context.Context, command, vm string) error {
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", strings.ReplaceAll(command, "{vm}", vm))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %v: %s", command, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// removeLogs deletes a disk's log files up to and including seq.
+func removeLogs(disk string, seq uint64) {
+	logs, _ := tracker.Logs(disk)
+	for _, l := range logs {
+		if l.Seq <= seq {
+			os.Remove(l.Path)
+		}
+	}
+}
+
+// markResync records that the item's logs can't be trusted. Nothing is
+// applied; the resync that follows compares checksums instead.
+func (e *Engine) markResync(it *vault.Item, why error) error {
+	it.State = vault.StateResyncRequired
+	it.Health = vault.HealthWarning
+	it.HealthReason = why.Error()
+	it.Pending = nil
+	if err := e.saveItem(it); err != nil {
+		return err
+	}
+	e.event(it.VM, "resync required: %v", why)
+	return fmt.Errorf("VM %s: %w: %v", it.VM, ErrResync, why)
+}
+
+// pendingLogs opens and validates the logs of a disk that a pending point
+// covers, in order, checking their UUID chain from the last applied log.
+func pendingLogs(d *vault.Disk, upTo uint64) ([]*hrl.Log, error) {
+	files, err := tracker.Logs(d.Path)
+	if err != nil {
+		return nil, err
+	}
+	var logs []*hrl.Log
+	var size int64
+	want := d.AppliedSeq + 1
+	for _, f := range files {
+		if f.Seq <= d.AppliedSeq || f.Seq > upTo {
+			continue
+		}
+		if f.Seq != want {
+			return nil, fmt.Errorf("disk %s: log %d is missing before %s: %w", d.Name, want, f.Path, hrl.ErrChainBroken)
+		}
+		want++
+		l, err := hrl.Open(f.Path)
+		if err != nil {
+			return nil, err
+		}
+		size += l.DataBytes
+		if size > d.ReplicaSize/2 {
+			return nil, fmt.Errorf("disk %s: logs hold %d bytes, over half the disk: %w", d.Name, size, errLogTooBig)
+		}
+		logs = append(logs, l)
+	}
+	if want <= upTo {
+		return nil, fmt.Errorf("disk %s: log %d is missing: %w", d.Name, want, hrl.ErrChainBroken)
+	}
+	first, _ := uuid.Parse(d.AppliedID)
+	if err := hrl.CheckChain(logs, first); err != nil {
+		return nil, err
+	}
+	return logs, nil
+}
+
+var errLogTooBig = errors.New("log larger than half the disk")
+
+// untrusted says an error means the logs can't be applied and a resync
+// is the way on.
+func untrusted(err error) bool {
+	return errors.Is(err, hrl.ErrCorrupt) || errors.Is(err, hrl.ErrNotClosed) ||
+		errors.Is(err, hrl.ErrChainBroken) || errors.Is(err, hrl.ErrTruncated) || errors.Is(err, errLogTooBig)
+}

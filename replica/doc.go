@@ -1,0 +1,33 @@
+// Package replica is the replication engine: enable protection (initial
+// copy), the replicate cycle (rotate logs, apply them to the replica,
+// snapshot, record the recovery point, prune, delete local logs) and the
+// status of protected items.
+//
+// The engine sees targets only through target.Target and disks through
+// replica/vhd; it prints nothing and reports progress through Events.
+//
+// Crash safety. Every step is idempotent and the vault says which step a VM
+// is in:
+//   - The initial copy persists how far it got (Disk.CopiedTo) and resumes
+//     there; a replica disk that already exists for a new item is refused,
+//     so resuming never mixes stale data in.
+//   - A cycle first records a Pending point naming, per disk, the last log
+//     it covers. Apply (absolute offsets, last write wins), snapshot (same
+//     name) and the point object are all safe to redo, so a crash anywhere
+//     is finished by the next run from the same Pending record.
+//   - Local logs are deleted only after the point is recorded; logs at or
+//     below a disk's AppliedSeq are leftovers and are removed on sight.
+//
+// Logs that cannot be trusted (not closed properly, corrupt, a broken UUID
+// chain, or more log than half the disk) are never applied: the item moves
+// to ResyncRequired with health Warning.
+//
+// Target layout written by the engine (beside the backends' own):
+//
+//	vms/<vm>/manifest.json        the item: disks, sizes, replica names
+//	vms/<vm>/points/<id>.json     one recovery point
+//
+// so a recovery site can list points and fail over without the primary's
+// state file. Replica disk names are "<vm>.<disk>": VM names may hold dots,
+// disk names may not, so the split is never ambiguous.
+package replica

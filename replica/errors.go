@@ -1,0 +1,21 @@
+package replica
+
+import "errors"
+
+// Sentinel errors; the command line maps them to exit codes.
+var (
+	// ErrExists: the VM is already protected, or its replica already exists.
+	ErrExists = errors.New("already exists")
+	// ErrNotFound: an unknown VM, disk file or recovery point.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid: bad input such as a malformed name or policy value.
+	ErrInvalid = errors.New("invalid input")
+	// ErrBadData: a source disk or log that cannot be read as what it claims.
+	ErrBadData = errors.New("bad data")
+	// ErrTarget: the target cannot take the replica (unwritable, too small).
+	ErrTarget = errors.New("target cannot be used")
+	// ErrMismatch: a verification found different bytes.
+	ErrMismatch = errors.New("verification failed")
+	// ErrResync: the item needs a resync before it can replicate again.
+	ErrResync = errors.New("resync required")
+)

@@ -1,0 +1,264 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/asr-project/asr/replica/target"
+	"github.com/asr-project/asr/replica/vhd"
+	"github.com/asr-project/asr/vault"
+)
+
+// Protect asks for a VM's disks to be protected to a target.
+type Protect struct {
+	VM     string
+	Disks  []string // disk file paths
+	Target string   // target URL
+	Policy string
+}
+
+// freeSpacer is implemented by targets that can tell their free space.
+type freeSpacer interface {
+	FreeSpace(ctx context.Context) (int64, error)
+}
+
+// EnableProtection records the item, copies each disk to the target and
+// makes the first recovery point. Run again after a crash with the same
+// arguments, it resumes the copy where it stopped.
+func (e *Engine) EnableProtection(ctx context.Context, req Protect) (vault.Job, error) {
+	if err := CheckName("VM", req.VM); err != nil {
+		return vault.Job{}, err
+	}
+	lock, err := e.Vault.LockVM(req.VM)
+	if err != nil {
+		return vault.Job{}, err
+	}
+	defer lock.Unlock()
+
+	var it vault.Item
+	var site vault.Site
+	err = e.Vault.View(func(tx *vault.Tx) (err error) {
+		if site, err = tx.Site(); err != nil {
+			return err
+		}
+		it, err = tx.Item(req.VM)
+		return err
+	})
+	resume := err == nil
+	switch {
+	case resume && (it.State != vault.StateInitialReplication || !sameRequest(it, req)):
+		return vault.Job{}, fmt.Errorf("VM %s is already protected (state %s); disable protection first: %w", req.VM, it.State, ErrExists)
+	case err != nil && !errors.Is(err, vault.ErrNotFound):
+		return vault.Job{}, err
+	}
+	t, err := e.openTarget(ctx, req.Target)
+	if err != nil {
+		return vault.Job{}, err
+	}
+	defer t.Close()
+	if !resume {
+		if it, err = e.prepare(ctx, t, req); err != nil {
+			return vault.Job{}, err
+		}
+	}
+	j, err := e.startJob("enable-protection", req.VM)
+	if err != nil {
+		return vault.Job{}, err
+	}
+	if !resume {
+		if err := e.Vault.Update(func(tx *vault.Tx) error { return tx.PutItem(it) }); err != nil {
+			return j.j, j.finish(err)
+		}
+	}
+	err = e.initial(ctx, t, site.Name, &it, j)
+	return j.j, j.finish(err)
+}
+
+// sameRequest says a rerun names the same disks and target as the item.
+func sameRequest(it vault.Item, req Protect) bool {
+	if it.Target != req.Target || len(it.Disks) != len(req.Disks) {
+		return false
+	}
+	for i, p := range req.Disks {
+		if abs, _ := filepath.Abs(p); abs != it.Disks[i].Path {
+			return false
+		}
+	}
+	return req.Policy == "" || req.Policy == it.Policy
+}
+
+// prepare checks every prerequisite before anything is written and returns
+// the item to record.
+func (e *Engine) prepare(ctx context.Context, t target.Target, req Protect) (vault.Item, error) {
+	it := vault.Item{VM: req.VM, Policy: req.Policy, Target: req.Target, State: vault.StateInitialReplication,
+		Health: vault.HealthNormal, Created: e.now()}
+	if it.Policy == "" {
+		it.Policy = DefaultPolicy
+	}
+	if len(req.Disks) == 0 {
+		return it, fmt.Errorf("VM %s: name at least one --disk: %w", req.VM, ErrInvalid)
+	}
+	var others []vault.Item
+	err := e.Vault.View(func(tx *vault.Tx) (err error) {
+		if _, err = tx.Policy(it.Policy); err != nil {
+			return err
+		}
+		others, err = tx.Items()
+		return err
+	})
+	if err != nil {
+		return it, err
+	}
+	var need int64
+	for _, p := range req.Disks {
+		d, alloc, err := inspectDisk(p)
+		if err != nil {
+			return it, err
+		}
+		if !diskName.MatchString(d.Name) {
+			return it, fmt.Errorf("disk %s: its name %q can't be used; rename the file: %w", p, d.Name, ErrInvalid)
+		}
+		for _, o := range it.Disks {
+			if o.Name == d.Name {
+				return it, fmt.Errorf("disks %s and %s both have the name %q; rename one file: %w", o.Path, d.Path, d.Name, ErrInvalid)
+			}
+		}
+		for _, o := range others {
+			if slices.ContainsFunc(o.Disks, func(x vault.Disk) bool { return x.Path == d.Path }) {
+				return it, fmt.Errorf("disk %s is already protected as part of VM %s: %w", d.Path, o.VM, ErrExists)
+			}
+		}
+		d.Replica = replicaName(req.VM, d.Name)
+		it.Disks = append(it.Disks, d)
+		need += alloc
+	}
+	return it, checkTarget(ctx, t, &it, need)
+}
+
+func inspectDisk(path string) (vault.Disk, int64, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return vault.Disk{}, 0, err
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return vault.Disk{}, 0, fmt.Errorf("disk %s: %w", path, errors.Join(ErrNotFound, err))
+	}
+	vd, err := vhd.Open(abs)
+	if err != nil {
+		return vault.Disk{}, 0, fmt.Errorf("disk %s can't be read: %w", path, errors.Join(ErrBadData, err))
+	}
+	defer vd.Close()
+	alloc, err := vd.AllocatedBytes()
+	if err != nil {
+		return vault.Disk{}, 0, fmt.Errorf("disk %s: %w", path, errors.Join(ErrBadData, err))
+	}
+	return vault.Disk{Name: DiskName(abs), Path: abs, Format: string(vd.Type()), Size: vd.Size(),
+		ReplicaSize: vhd.RoundSize(vd.Size())}, alloc, nil
+}
+
+// checkTarget proves the target writable, free of this VM's replicas, and
+// large enough.
+func checkTarget(ctx context.Context, t target.Target, it *vault.Item, need int64) error {
+	probe := "probe/" + it.VM
+	if err := t.PutObject(ctx, probe, []byte("asr")); err != nil {
+		return fmt.Errorf("target %s is not writable: %w", it.Target, errors.Join(ErrTarget, err))
+	}
+	if data, err := t.GetObject(ctx, probe); err != nil || string(data) != "asr" {
+		return fmt.Errorf("target %s does not read back what was written (%v): %w", it.Target, err, ErrTarget)
+	}
+	if err := t.DeleteObject(ctx, probe); err != nil {
+		return fmt.Errorf("target %s: %w", it.Target, errors.Join(ErrTarget, err))
+	}
+	if _, err := t.GetObject(ctx, manifestKey(it.VM)); err == nil {
+		return fmt.Errorf("target %s already holds VM %s; remove it there or use another target: %w", it.Target, it.VM, ErrExists)
+	}
+	for _, d := range it.Disks {
+		if _, err := t.DiskSize(ctx, d.Replica); err == nil {
+			return fmt.Errorf("target %s already holds replica disk %s; remove it or use another target: %w", it.Target, d.Replica, ErrExists)
+		}
+	}
+	if fs, ok := t.(freeSpacer); ok {
+		free, err := fs.FreeSpace(ctx)
+		if err == nil && free < need {
+			return fmt.Errorf("target %s has %d bytes free, the disks need %d: %w", it.Target, free, need, errors.Join(ErrTarget, target.ErrNoSpace))
+		}
+	}
+	return nil
+}
+
+// initial copies the disks not yet copied and makes the first point.
+func (e *Engine) initial(ctx context.Context, t target.Target, site string, it *vault.Item, j *job) error {
+	if err := j.step("write manifest"); err != nil {
+		return err
+	}
+	if err := putManifest(ctx, t, site, it, e.now()); err != nil {
+		return err
+	}
+	for i := range it.Disks {
+		if it.Disks[i].Copied {
+			continue
+		}
+		if err := j.step("copy disk " + it.Disks[i].Name); err != nil {
+			return err
+		}
+		n, err := e.copyDisk(ctx, t, it, i, j)
+		j.j.Bytes += n
+		if err != nil {
+			return err
+		}
+	}
+	return e.cycle(ctx, t, it, j)
+}
+
+// DisableProtection stops protecting a VM: its record, points and local
+// logs go; the replica and its snapshots go too unless keepReplica.
+func (e *Engine) DisableProtection(ctx context.Context, vm string, keepReplica bool) error {
+	lock, err := e.Vault.LockVM(vm)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	var it vault.Item
+	if err := e.Vault.View(func(tx *vault.Tx) (err error) { it, err = tx.Item(vm); return }); err != nil {
+		return err
+	}
+	if !keepReplica {
+		t, err := e.openTarget(ctx, it.Target)
+		if err != nil {
+			return err
+		}
+		defer t.Close()
+		if err := removeFromTarget(ctx, t, &it); err != nil {
+			return err
+		}
+	}
+	if err := e.Vault.Update(func(tx *vault.Tx) error { return tx.DeleteItem(vm) }); err != nil {
+		return err
+	}
+	for _, d := range it.Disks {
+		removeLogs(d.Path, ^uint64(0))
+	}
+	return nil
+}
+
+func removeFromTarget(ctx context.Context, t target.Target, it *vault.Item) error {
+	keys, err := t.ListObjects(ctx, "vms/"+it.VM+"/")
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := t.DeleteObject(ctx, k); err != nil {
+			return err
+		}
+	}
+	for _, d := range it.Disks {
+		if err := t.DeleteDisk(ctx, d.Replica); err != nil {
+			return err
+		}
+	}
+	return nil
+}

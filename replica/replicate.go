@@ -1,0 +1,190 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/asr-project/asr/replica/hrl"
+	"github.com/asr-project/asr/replica/target"
+	"github.com/asr-project/asr/replica/vhd"
+	"github.com/asr-project/asr/vault"
+)
+
+// Result is what one replicate run did for one VM.
+type Result struct {
+	VM       string        `json:"vm"`
+	Point    string        `json:"point,omitempty"`
+	Bytes    int64         `json:"bytes"`
+	Duration time.Duration `json:"duration"`
+	Skipped  string        `json:"skipped,omitempty"` // why nothing was done
+	Error    string        `json:"error,omitempty"`
+	err      error
+}
+
+// Err is the run's error for this VM, if any.
+func (r Result) Err() error { return r.err }
+
+// Replicate runs a cycle for each named VM, or for every item that is due
+// when none is named. It returns one result per VM considered; the error is
+// the first failure, so cron sees a non-zero exit.
+func (e *Engine) Replicate(ctx context.Context, vms []string) ([]Result, error) {
+	var items []vault.Item
+	var pols []vault.Policy
+	err := e.Vault.View(func(tx *vault.Tx) (err error) {
+		if len(vms) == 0 {
+			items, err = tx.Items()
+		}
+		for _, vm := range vms {
+			it, err := tx.Item(vm)
+			if err != nil {
+				return err
+			}
+			items = append(items, it)
+		}
+		pols, err = tx.Policies()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []Result
+	var first error
+	for _, it := range items {
+		if why := e.notDue(it, pols, len(vms) > 0); why != "" {
+			out = append(out, Result{VM: it.VM, Skipped: why})
+			continue
+		}
+		r := e.replicateOne(ctx, it.VM)
+		if r.err != nil && first == nil {
+			first = r.err
+		}
+		out = append(out, r)
+	}
+	return out, first
+}
+
+// notDue says why an item is skipped now, or "" when it is due. Named
+// items are always due, except those waiting for a resync or an operator.
+func (e *Engine) notDue(it vault.Item, pols []vault.Policy, named bool) string {
+	switch {
+	case it.State == vault.StateResyncRequired:
+		return "resync required: " + it.HealthReason
+	case it.Health == vault.HealthCritical:
+		return "needs an operator: " + it.LastError
+	case named || it.Pending != nil || it.State == vault.StateInitialReplication:
+		return ""
+	}
+	now := e.now()
+	if it.Failures > 0 {
+		if at := it.FirstFailure.Add(RetryAfter(it.Failures)); now.Before(at) {
+			return "retry at " + at.Format(time.RFC3339)
+		}
+		return ""
+	}
+	for _, p := range pols {
+		if p.Name == it.Policy {
+			if due := it.LastPointAt.Add(p.Frequency); now.Before(due) {
+				return "next at " + due.Format(time.RFC3339)
+			}
+		}
+	}
+	return ""
+}
+
+// RetryAfter is how long after the first failure the next try comes, after
+// n consecutive failures: 1, 2, 4, 8, 10 minutes apart, then every 30.
+func RetryAfter(n int) time.Duration {
+	steps := []time.Duration{1, 3, 7, 15, 25} // cumulative minutes
+	if n <= len(steps) {
+		return steps[max(n, 1)-1] * time.Minute
+	}
+	return (25 + 30*time.Duration(n-len(steps))) * time.Minute
+}
+
+func (e *Engine) replicateOne(ctx context.Context, vm string) Result {
+	start := time.Now()
+	r := Result{VM: vm}
+	lock, err := e.Vault.LockVM(vm)
+	if err != nil {
+		r.err = err
+		r.Error = err.Error()
+		return r
+	}
+	defer lock.Unlock()
+	var it vault.Item
+	var site vault.Site
+	err = e.Vault.View(func(tx *vault.Tx) (err error) {
+		if site, err = tx.Site(); err != nil {
+			return err
+		}
+		it, err = tx.Item(vm)
+		return err
+	})
+	if err == nil {
+		var j *job
+		if j, err = e.startJob("replicate", vm); err == nil {
+			err = j.finish(e.runCycle(ctx, site.Name, &it, j))
+			r.Bytes = j.j.Bytes
+		}
+	}
+	r.Duration = time.Since(start)
+	if err != nil {
+		r.err = err
+		r.Error = err.Error()
+		e.recordFailure(vm, err)
+		return r
+	}
+	r.Point = it.LastPoint
+	return r
+}
+
+func (e *Engine) runCycle(ctx context.Context, site string, it *vault.Item, j *job) error {
+	t, err := e.openTarget(ctx, it.Target)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	if it.State == vault.StateInitialReplication {
+		return e.initial(ctx, t, site, it, j)
+	}
+	return e.cycle(ctx, t, it, j)
+}
+
+// recordFailure updates the item's health: recoverable errors count toward
+// the back-off, non-recoverable ones need an operator.
+func (e *Engine) recordFailure(vm string, err error) {
+	if errors.Is(err, ErrResync) || errors.Is(err, vault.ErrLocked) || errors.Is(err, context.Canceled) {
+		return // already recorded, or not the item's fault
+	}
+	now := e.now()
+	e.Vault.Update(func(tx *vault.Tx) error {
+		it, terr := tx.Item(vm)
+		if terr != nil {
+			return terr
+		}
+		if it.Failures == 0 {
+			it.FirstFailure = now
+		}
+		it.Failures++
+		it.LastError = err.Error()
+		it.Health, it.HealthReason = vault.HealthWarning, "retrying: "+err.Error()
+		if !Recoverable(err) {
+			it.Health, it.HealthReason = vault.HealthCritical, err.Error()
+		}
+		return tx.PutItem(it)
+	})
+}
+
+// Recoverable says whether an error may go away by itself (network,
+// throttling, space) or needs an operator (credentials, broken disk chain,
+// missing VM disk, invalid replica).
+func Recoverable(err error) bool {
+	switch {
+	case errors.Is(err, target.ErrAuth), errors.Is(err, target.ErrInvalid),
+		errors.Is(err, vhd.ErrBrokenChain), errors.Is(err, ErrNotFound), errors.Is(err, target.ErrNotFound),
+		errors.Is(err, ErrBadData), errors.Is(err, hrl.ErrCorrupt):
+		return false
+	}
+	return true
+}

@@ -1,0 +1,66 @@
+package replica
+
+import (
+	"time"
+
+	"github.com/asr-project/asr/replica/tracker"
+	"github.com/asr-project/asr/vault"
+)
+
+// Status is what `asr status` shows of one protected item.
+type Status struct {
+	vault.Item
+	Frequency time.Duration `json:"frequency"`
+	// RPO is the age of the last recovery point; RPOMissed says it is
+	// older than the copy frequency allows (two cycles' grace).
+	RPO          time.Duration `json:"rpo"`
+	RPOMissed    bool          `json:"rpo_missed"`
+	PendingBytes int64         `json:"pending_log_bytes"`
+	NextDue      time.Time     `json:"next_due,omitzero"`
+	Points       int           `json:"points"`
+}
+
+// Statuses returns the status of the named VMs, or of all when none is
+// named.
+func (e *Engine) Statuses(vms []string) ([]Status, error) {
+	var out []Status
+	now := e.now()
+	err := e.Vault.View(func(tx *vault.Tx) error {
+		items, err := tx.Items()
+		if len(vms) > 0 {
+			items = items[:0]
+			for _, vm := range vms {
+				it, err := tx.Item(vm)
+				if err != nil {
+					return err
+				}
+				items = append(items, it)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			s := Status{Item: it}
+			if p, err := tx.Policy(it.Policy); err == nil {
+				s.Frequency = p.Frequency
+			}
+			pts, err := tx.Points(it.VM)
+			if err != nil {
+				return err
+			}
+			s.Points = len(pts)
+			if !it.LastPointAt.IsZero() {
+				s.RPO = now.Sub(it.LastPointAt).Round(time.Second)
+				s.NextDue = it.LastPointAt.Add(s.Frequency)
+				s.RPOMissed = s.RPO > 2*s.Frequency
+			}
+			for _, d := range it.Disks {
+				s.PendingBytes += tracker.LogBytes(d.Path)
+			}
+			out = append(out, s)
+		}
+		return nil
+	})
+	return out, err
+}

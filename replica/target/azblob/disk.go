@@ -1,0 +1,345 @@
+package azblob
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/pageblob"
+
+	"github.com/asr-project/asr/replica/target"
+)
+
+// maxBlobSize is Azure's page blob limit (8 TiB), footer included.
+const maxBlobSize = 8 << 40
+
+// metaSize is the blob metadata that records a disk's virtual size.
+const metaSize = "asrsize"
+
+// ifNoneMatch makes a write fail if the blob already exists.
+func ifNoneMatch() *blob.AccessConditions {
+	return &blob.AccessConditions{ModifiedAccessConditions: &blob.ModifiedAccessConditions{IfNoneMatch: to.Ptr(azcore.ETagAny)}}
+}
+
+// alreadyThere reports a conditional create that lost to an existing blob
+// (Azure answers 409 BlobAlreadyExists, some emulators 412).
+func alreadyThere(err error) bool {
+	return bloberror.HasCode(err, bloberror.BlobAlreadyExists, bloberror.ConditionNotMet, bloberror.TargetConditionNotMet)
+}
+
+func (t *Target) CreateDisk(ctx context.Context, disk string, size int64) error {
+	if err := checkDisk(disk); err != nil {
+		return err
+	}
+	if size <= 0 || size%target.SizeUnit != 0 || size+footerSize > maxBlobSize {
+		return fmt.Errorf("azblob: create disk %q: size %d must be a positive multiple of %d up to %d: %w",
+			disk, size, target.SizeUnit, int64(maxBlobSize-target.SizeUnit), target.ErrInvalid)
+	}
+	pb := t.pageBlob(disk)
+	what := fmt.Sprintf("create disk %q (%d bytes) as page blob %s", disk, size, t.where(t.diskBlob(disk)))
+	_, err := pb.Create(ctx, size+footerSize, &pageblob.CreateOptions{
+		Metadata:         map[string]*string{metaSize: to.Ptr(strconv.FormatInt(size, 10))},
+		AccessConditions: ifNoneMatch(),
+	})
+	switch {
+	case err == nil:
+		if err := t.putPages(ctx, pb, size, newFooter(size)); err != nil {
+			return t.fail(err, what+": write the VHD footer")
+		}
+		t.setSize(disk, size)
+		return nil
+	case !alreadyThere(err):
+		return t.fail(err, what)
+	}
+	have, err := t.statSize(ctx, disk)
+	if err != nil {
+		return err
+	}
+	if have != size {
+		return fmt.Errorf("azblob: %s: the disk exists with size %d; delete it or use that size: %w", what, have, target.ErrExists)
+	}
+	// A create interrupted before its footer left zeros there: write it now.
+	var tail [footerSize]byte
+	if err := t.read(ctx, pb.BlobClient(), tail[:], size); err != nil {
+		return t.fail(err, what+": read the VHD footer")
+	}
+	if !bytes.HasPrefix(tail[:], []byte("conectix")) {
+		if err := t.putPages(ctx, pb, size, newFooter(size)); err != nil {
+			return t.fail(err, what+": write the VHD footer")
+		}
+	}
+	return nil
+}
+
+func (t *Target) DiskSize(ctx context.Context, disk string) (int64, error) {
+	if err := checkDisk(disk); err != nil {
+		return 0, err
+	}
+	return t.statSize(ctx, disk)
+}
+
+// statSize reads a disk's size from its blob and refreshes the cache.
+func (t *Target) statSize(ctx context.Context, disk string) (int64, error) {
+	props, err := t.pageBlob(disk).GetProperties(ctx, nil)
+	if err != nil {
+		if sentinel, _ := classify(err); sentinel == target.ErrNotFound {
+			t.forget(disk)
+		}
+		return 0, t.fail(err, fmt.Sprintf("size of disk %q (%s)", disk, t.where(t.diskBlob(disk))))
+	}
+	size := int64(-1)
+	for k, v := range props.Metadata {
+		if strings.EqualFold(k, metaSize) && v != nil {
+			if n, err := strconv.ParseInt(*v, 10, 64); err == nil {
+				size = n
+			}
+		}
+	}
+	if size <= 0 || props.ContentLength == nil || *props.ContentLength != size+footerSize {
+		return 0, fmt.Errorf("azblob: disk %q: blob %s has no valid %s metadata matching its length; it was not made by asr, delete or rename it: %w: %w",
+			disk, t.where(t.diskBlob(disk)), metaSize, errNotAsrDisk, target.ErrInvalid)
+	}
+	t.setSize(disk, size)
+	return size, nil
+}
+
+// size is statSize through the cache: a disk's size never changes.
+func (t *Target) size(ctx context.Context, disk string) (int64, error) {
+	if s, ok := t.cachedSize(disk); ok {
+		return s, nil
+	}
+	return t.statSize(ctx, disk)
+}
+
+func (t *Target) WritePages(ctx context.Context, disk string, off int64, p []byte) error {
+	if err := checkDisk(disk); err != nil {
+		return err
+	}
+	n := int64(len(p))
+	if off < 0 || off%target.PageSize != 0 || n%target.PageSize != 0 || n > target.MaxWrite {
+		return fmt.Errorf("azblob: write %d bytes at %d to disk %q: offset and length must be multiples of %d and length at most %d: %w",
+			n, off, disk, target.PageSize, target.MaxWrite, target.ErrInvalid)
+	}
+	size, err := t.size(ctx, disk)
+	if err != nil {
+		return err
+	}
+	if off > size-n {
+		return fmt.Errorf("azblob: write %d bytes at %d to disk %q: past its end %d: %w", n, off, disk, size, target.ErrInvalid)
+	}
+	pb := t.pageBlob(disk)
+	for _, r := range plan(p) {
+		what := fmt.Sprintf("write pages [%d, %d) of disk %q (%s)", off+r.off, off+r.off+r.n, disk, t.where(t.diskBlob(disk)))
+		if r.zero {
+			_, err = pb.ClearPages(ctx, blob.HTTPRange{Offset: off + r.off, Count: r.n}, nil)
+		} else {
+			err = t.putPages(ctx, pb, off+r.off, p[r.off:r.off+r.n])
+		}
+		if err != nil {
+			if bloberror.HasCode(err, bloberror.BlobNotFound) {
+				t.forget(disk)
+			}
+			return t.fail(err, what)
+		}
+	}
+	return nil
+}
+
+func (t *Target) putPages(ctx context.Context, pb *pageblob.Client, off int64, p []byte) error {
+	_, err := pb.UploadPages(ctx, nopCloser{bytes.NewReader(p)}, blob.HTTPRange{Offset: off, Count: int64(len(p))}, nil)
+	return err
+}
+
+// nopCloser keeps Seek, which the SDK's retry policy needs to resend a body.
+type nopCloser struct{ *bytes.Reader }
+
+func (nopCloser) Close() error { return nil }
+
+// zeroRunMin is the shortest run of zero pages inside a write that is sent
+// as Clear Pages instead of data: it keeps blobs sparse without turning one
+// write into many small requests. An all-zero write is always cleared.
+const zeroRunMin = 256 << 10
+
+var zeroPage [target.PageSize]byte
+
+type run struct {
+	off, n int64
+	zero   bool
+}
+
+// plan splits a write into runs to upload and zero runs to clear.
+func plan(p []byte) []run {
+	var runs []run
+	n := int64(len(p))
+	var start, i int64
+	for i < n {
+		if !bytes.Equal(p[i:i+target.PageSize], zeroPage[:]) {
+			i += target.PageSize
+			continue
+		}
+		j := i
+		for j < n && bytes.Equal(p[j:j+target.PageSize], zeroPage[:]) {
+			j += target.PageSize
+		}
+		if j-i >= zeroRunMin || (i == 0 && j == n) {
+			if i > start {
+				runs = append(runs, run{off: start, n: i - start})
+			}
+			runs = append(runs, run{off: i, n: j - i, zero: true})
+			start = j
+		}
+		i = j
+	}
+	if start < n {
+		runs = append(runs, run{off: start, n: n - start})
+	}
+	return runs
+}
+
+func (t *Target) ReadAt(ctx context.Context, disk, snapshot string, p []byte, off int64) error {
+	if err := checkDisk(disk); err != nil {
+		return err
+	}
+	if snapshot != "" {
+		if err := checkSnapshot(disk, snapshot); err != nil {
+			return err
+		}
+	}
+	size, err := t.size(ctx, disk)
+	if err != nil {
+		return err
+	}
+	if off < 0 || off > size-int64(len(p)) {
+		return fmt.Errorf("azblob: read %d bytes at %d of disk %q: outside its size %d: %w", len(p), off, disk, size, target.ErrInvalid)
+	}
+	if len(p) == 0 {
+		return nil
+	}
+	what := fmt.Sprintf("read [%d, %d) of disk %q", off, off+int64(len(p)), disk)
+	if snapshot == "" {
+		if err := t.read(ctx, t.pageBlob(disk).BlobClient(), p, off); err != nil {
+			return t.fail(err, what+" ("+t.where(t.diskBlob(disk))+")")
+		}
+		return nil
+	}
+	return t.withSnapshot(ctx, disk, snapshot, func(ts string) error {
+		c, err := t.pageBlob(disk).BlobClient().WithSnapshot(ts)
+		if err == nil {
+			err = t.read(ctx, c, p, off)
+		}
+		if err != nil {
+			return t.fail(err, what+" snapshot "+strconv.Quote(snapshot))
+		}
+		return nil
+	})
+}
+
+// read fills p from off of a blob, resuming a cut download.
+func (t *Target) read(ctx context.Context, c *blob.Client, p []byte, off int64) error {
+	resp, err := c.DownloadStream(ctx, &blob.DownloadStreamOptions{Range: blob.HTTPRange{Offset: off, Count: int64(len(p))}})
+	if err != nil {
+		return err
+	}
+	body := resp.NewRetryReader(ctx, &blob.RetryReaderOptions{MaxRetries: 3})
+	defer body.Close()
+	if _, err := io.ReadFull(body, p); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (t *Target) Ranges(ctx context.Context, disk, snapshot string) ([]target.Extent, error) {
+	if err := checkDisk(disk); err != nil {
+		return nil, err
+	}
+	size, err := t.size(ctx, disk)
+	if err != nil {
+		return nil, err
+	}
+	if snapshot == "" {
+		return t.ranges(ctx, t.pageBlob(disk), size, "", fmt.Sprintf("ranges of disk %q", disk))
+	}
+	if err := checkSnapshot(disk, snapshot); err != nil {
+		return nil, err
+	}
+	var out []target.Extent
+	err = t.withSnapshot(ctx, disk, snapshot, func(ts string) error {
+		var err error
+		out, err = t.ranges(ctx, t.pageBlob(disk), size, ts, fmt.Sprintf("ranges of disk %q snapshot %q", disk, snapshot))
+		return err
+	})
+	return out, err
+}
+
+// ranges lists a blob's (or snapshot's) page ranges inside the virtual
+// size, merged, the footer left out.
+func (t *Target) ranges(ctx context.Context, pb *pageblob.Client, size int64, ts, what string) ([]target.Extent, error) {
+	var o pageblob.GetPageRangesOptions
+	if ts != "" {
+		o.Snapshot = &ts
+	}
+	var out []target.Extent
+	pager := pb.NewGetPageRangesPager(&o)
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, t.fail(err, what)
+		}
+		for _, r := range page.PageRange {
+			if r == nil || r.Start == nil || r.End == nil {
+				continue
+			}
+			start, end := *r.Start, min(*r.End+1, size)
+			if start < end {
+				out = append(out, target.Extent{Off: start, Len: end - start})
+			}
+		}
+	}
+	return merge(out), nil
+}
+
+// merge sorts extents and joins overlapping or touching ones.
+func merge(in []target.Extent) []target.Extent {
+	sort.Slice(in, func(i, j int) bool { return in[i].Off < in[j].Off })
+	var out []target.Extent
+	for _, e := range in {
+		if k := len(out) - 1; k >= 0 && e.Off <= out[k].Off+out[k].Len {
+			out[k].Len = max(out[k].Len, e.Off+e.Len-out[k].Off)
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func (t *Target) DeleteDisk(ctx context.Context, disk string) error {
+	if err := checkDisk(disk); err != nil {
+		return err
+	}
+	// Records first: a crash between the two steps leaves blob snapshots
+	// without names (deleted with the blob on retry), never names without
+	// a disk that a new disk of the same name would inherit.
+	recs, err := t.snapshotRecords(ctx, disk)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if err := t.deleteRecord(ctx, disk, r.name); err != nil {
+			return err
+		}
+	}
+	_, err = t.pageBlob(disk).Delete(ctx, &blob.DeleteOptions{DeleteSnapshots: to.Ptr(blob.DeleteSnapshotsOptionTypeInclude)})
+	t.forget(disk)
+	if err != nil && !bloberror.HasCode(err, bloberror.BlobNotFound) {
+		return t.fail(err, fmt.Sprintf("delete disk %q (%s)", disk, t.where(t.diskBlob(disk))))
+	}
+	return nil
+}

@@ -1,0 +1,243 @@
+package file
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/asr-project/asr/replica/target"
+)
+
+// crashHook, when a test sets it, runs at the named points of a preserving
+// write; an error stops the write there as a crash would.
+var crashHook func(stage string) error
+
+// mergeBatch is how many granules a merge copies between syncs (16 MiB).
+var mergeBatch = 256
+
+func hook(stage string) error {
+	if crashHook != nil {
+		return crashHook(stage)
+	}
+	return nil
+}
+
+func (h *held) snapFile(s snapInfo, name string) string {
+	return filepath.Join(h.t.snapDir(h.enc), s.dir, name)
+}
+
+// index returns the snapshot's loaded index, from the cache when the file
+// has not changed size since. Index files only grow while their snapshot
+// directory exists (whose name is never reused), except when a torn tail is
+// cut, so an unchanged size means unchanged content.
+func (h *held) index(s snapInfo, diskSize int64) (*preIndex, error) {
+	path := h.snapFile(s, "index")
+	fi, statErr := os.Stat(path)
+	h.st.idxMu.Lock()
+	ix := h.st.idx[s.dir]
+	h.st.idxMu.Unlock()
+	if statErr == nil && ix != nil && ix.size == fi.Size() && (!h.excl || ix.size == ix.valid) {
+		return ix, nil
+	}
+	ix, err := loadIndex(path, diskSize, h.excl)
+	if err != nil {
+		return nil, err
+	}
+	h.st.idxMu.Lock()
+	h.st.idx[s.dir] = ix
+	h.st.idxMu.Unlock()
+	return ix, nil
+}
+
+// preserve saves, into the newest snapshot, the current content of every
+// granule the write [off, off+n) touches that the snapshot does not hold
+// yet, and makes it durable (data, then index) before returning. Only then
+// may the caller overwrite the disk. Exclusive lock held.
+func (h *held) preserve(newest snapInfo, size, off, n int64) error {
+	ix, err := h.index(newest, size)
+	if err != nil {
+		return err
+	}
+	var todo []uint64
+	for g := uint64(off / granule); g <= uint64((off+n-1)/granule); g++ {
+		if !ix.has(g) {
+			todo = append(todo, g)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	live, err := os.Open(h.t.vhdPath(h.enc))
+	if err != nil {
+		return ioErr("open", h.t.vhdPath(h.enc), err)
+	}
+	defer live.Close()
+	prePath := h.snapFile(newest, "pre")
+	pre, err := os.OpenFile(prePath, os.O_RDWR, 0)
+	if err != nil {
+		return ioErr("open", prePath, err)
+	}
+	defer pre.Close()
+	buf := make([]byte, granule)
+	for _, g := range todo {
+		if _, err := live.ReadAt(buf, int64(g)*granule); err != nil {
+			return ioErr("read", live.Name(), err)
+		}
+		if err := writeOrPunch(pre, buf, int64(g)*granule); err != nil {
+			return err
+		}
+	}
+	if err := hook("pre-data"); err != nil {
+		return err
+	}
+	if err := pre.Sync(); err != nil { // fsync: punched holes are metadata
+		return ioErr("sync", prePath, err)
+	}
+	if err := ix.appendRuns(toRuns(todo)); err != nil {
+		return err
+	}
+	return hook("pre-index")
+}
+
+// readSnap reads snapshot snaps[i]: each granule from the oldest snapshot
+// at or after i that holds its pre-image, else from the disk.
+func (h *held) readSnap(snaps []snapInfo, i int, size int64, p []byte, off int64) error {
+	chain := snaps[i:]
+	idxs := make([]*preIndex, len(chain))
+	for j, s := range chain {
+		ix, err := h.index(s, size)
+		if err != nil {
+			return err
+		}
+		idxs[j] = ix
+	}
+	files := make([]*os.File, len(chain)+1) // the last is the disk
+	defer func() {
+		for _, f := range files {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}()
+	source := func(g uint64) int {
+		for j, ix := range idxs {
+			if ix.has(g) {
+				return j
+			}
+		}
+		return len(chain)
+	}
+	end := off + int64(len(p))
+	for pos := off; pos < end; {
+		src := source(uint64(pos / granule))
+		stop := min((pos/granule+1)*granule, end)
+		for stop < end && source(uint64(stop/granule)) == src {
+			stop = min(stop+granule, end)
+		}
+		if files[src] == nil {
+			path := h.t.vhdPath(h.enc)
+			if src < len(chain) {
+				path = h.snapFile(chain[src], "pre")
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				return ioErr("open", path, err)
+			}
+			files[src] = f
+		}
+		if _, err := files[src].ReadAt(p[pos-off:stop-off], pos); err != nil {
+			return ioErr(fmt.Sprintf("read %d bytes at offset %d of", stop-pos, pos), files[src].Name(), err)
+		}
+		pos = stop
+	}
+	return nil
+}
+
+// snapRanges is the union of the disk's data ranges and those of every
+// pre-image file snaps[i] may read from: conservative, and exact enough
+// because preserved zero granules are holes.
+func (h *held) snapRanges(snaps []snapInfo, i int, size int64) ([]target.Extent, error) {
+	paths := []string{h.t.vhdPath(h.enc)}
+	for _, s := range snaps[i:] {
+		paths = append(paths, h.snapFile(s, "pre"))
+	}
+	var lists [][]target.Extent
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, ioErr("open", p, err)
+		}
+		l, err := dataRanges(f, size)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		lists = append(lists, l)
+	}
+	return union(lists...), nil
+}
+
+// merge gives snapshot into the pre-images of from that it lacks, before
+// from is deleted: a granule into lacks was unchanged between the two
+// snapshots, so from's pre-image is into's content too. Batches are synced
+// before they are indexed; an interrupted merge is finished by the next
+// DeleteSnapshot. Exclusive lock held.
+func (h *held) merge(ctx context.Context, from, into snapInfo, size int64) error {
+	src, err := h.index(from, size)
+	if err != nil {
+		return err
+	}
+	dst, err := h.index(into, size)
+	if err != nil {
+		return err
+	}
+	var todo []uint64
+	for w, word := range src.bits {
+		word &^= dst.bits[w]
+		for b := uint64(0); word != 0; b, word = b+1, word>>1 {
+			if word&1 != 0 {
+				todo = append(todo, uint64(w)*64+b)
+			}
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	in, err := os.Open(h.snapFile(from, "pre"))
+	if err != nil {
+		return ioErr("open", h.snapFile(from, "pre"), err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(h.snapFile(into, "pre"), os.O_RDWR, 0)
+	if err != nil {
+		return ioErr("open", h.snapFile(into, "pre"), err)
+	}
+	defer out.Close()
+	buf := make([]byte, granule)
+	for len(todo) > 0 {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("file target: deleting a snapshot of %s: %w", h.enc, err)
+		}
+		part := todo[:min(mergeBatch, len(todo))]
+		todo = todo[len(part):]
+		for _, g := range part {
+			if _, err := in.ReadAt(buf, int64(g)*granule); err != nil {
+				return ioErr("read", in.Name(), err)
+			}
+			if err := writeOrPunch(out, buf, int64(g)*granule); err != nil {
+				return err
+			}
+		}
+		if err := out.Sync(); err != nil {
+			return ioErr("sync", out.Name(), err)
+		}
+		if err := dst.appendRuns(toRuns(part)); err != nil {
+			return err
+		}
+		if err := hook("merge-batch"); err != nil {
+			return err
+		}
+	}
+	return nil
+}

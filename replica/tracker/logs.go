@@ -1,0 +1,57 @@
+package tracker
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// LogFile is one .hrl log of a disk.
+type LogFile struct {
+	Seq  uint64
+	Path string
+}
+
+// LogPath is the path of a disk's log number seq.
+func LogPath(disk string, seq uint64) string {
+	return fmt.Sprintf("%s.%08d.hrl", disk, seq)
+}
+
+// Logs lists a disk's log files in sequence order.
+func Logs(disk string) ([]LogFile, error) {
+	matches, err := filepath.Glob(escapeGlob(disk) + ".*.hrl")
+	if err != nil {
+		return nil, err
+	}
+	var out []LogFile
+	for _, m := range matches {
+		mid := strings.TrimSuffix(strings.TrimPrefix(m, disk+"."), ".hrl")
+		seq, err := strconv.ParseUint(mid, 10, 64)
+		if err != nil || len(mid) < 8 {
+			continue // not ours
+		}
+		out = append(out, LogFile{Seq: seq, Path: m})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out, nil
+}
+
+// LogBytes is the total size of a disk's log files: what is waiting to ship.
+func LogBytes(disk string) int64 {
+	logs, _ := Logs(disk)
+	var n int64
+	for _, l := range logs {
+		if fi, err := os.Stat(l.Path); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+func escapeGlob(s string) string {
+	r := strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`)
+	return r.Replace(s)
+}

@@ -1,0 +1,128 @@
+package vault
+
+import "time"
+
+// Site is the identity of the site this state file belongs to.
+type Site struct {
+	Name    string    `json:"name"`
+	Created time.Time `json:"created"`
+}
+
+// Policy is a replication policy.
+type Policy struct {
+	Name               string        `json:"name"`
+	Frequency          time.Duration `json:"frequency"`
+	Retention          time.Duration `json:"retention"`
+	AppConsistentEvery time.Duration `json:"app_consistent_every"`
+	ResyncWindow       string        `json:"resync_window"`
+	FreezeCommand      string        `json:"freeze_command,omitempty"`
+	ThawCommand        string        `json:"thaw_command,omitempty"`
+	Compression        bool          `json:"compression"`
+	// Bandwidth limits in bytes per second; 0 is unlimited.
+	BandwidthWork  int64 `json:"bandwidth_work,omitempty"`
+	BandwidthOther int64 `json:"bandwidth_other,omitempty"`
+}
+
+// Item states.
+const (
+	StateInitialReplication = "InitialReplication"
+	StateProtected          = "Protected"
+	StateResyncRequired     = "ResyncRequired"
+)
+
+// Health values.
+const (
+	HealthNormal   = "Normal"
+	HealthWarning  = "Warning"
+	HealthCritical = "Critical"
+)
+
+// Item is a protected VM.
+type Item struct {
+	VM           string    `json:"vm"`
+	Policy       string    `json:"policy"`
+	Target       string    `json:"target"`
+	State        string    `json:"state"`
+	Health       string    `json:"health"`
+	HealthReason string    `json:"health_reason,omitempty"`
+	Disks        []Disk    `json:"disks"`
+	Created      time.Time `json:"created"`
+	LastPoint    string    `json:"last_point,omitempty"`
+	LastPointAt  time.Time `json:"last_point_at,omitzero"`
+	LastAppAt    time.Time `json:"last_app_consistent_at,omitzero"`
+	// Pending is the recovery point a replicate cycle is making; a crashed
+	// cycle is finished from it by the next run.
+	Pending *Pending `json:"pending,omitempty"`
+	// Retry state for recoverable failures.
+	Failures     int       `json:"failures,omitempty"`
+	FirstFailure time.Time `json:"first_failure,omitzero"`
+	LastError    string    `json:"last_error,omitempty"`
+}
+
+// Disk is one protected virtual disk of an item.
+type Disk struct {
+	Name   string `json:"name"`   // unique within the VM; NBD export name
+	Path   string `json:"path"`   // source disk file
+	Format string `json:"format"` // fixed, dynamic, differencing, raw
+	Size   int64  `json:"size"`   // virtual size of the source
+	// Replica is the disk's name on the target; ReplicaSize its virtual size
+	// (Size rounded up to 1 MiB).
+	Replica     string `json:"replica"`
+	ReplicaSize int64  `json:"replica_size"`
+	// CopiedTo is how far the initial copy got (virtual offset); Copied
+	// says it finished.
+	CopiedTo int64 `json:"copied_to"`
+	Copied   bool  `json:"copied"`
+	// AppliedSeq and AppliedID name the last log applied to the replica:
+	// the next log must chain from AppliedID.
+	AppliedSeq uint64 `json:"applied_seq"`
+	AppliedID  string `json:"applied_id,omitempty"`
+}
+
+// Pending is a recovery point being made.
+type Pending struct {
+	Point         string            `json:"point"`
+	Time          time.Time         `json:"time"`
+	AppConsistent bool              `json:"app_consistent"`
+	UpTo          map[string]uint64 `json:"up_to"` // disk name -> last log seq in the point
+	IDs           map[string]string `json:"ids"`   // disk name -> that log's UUID
+}
+
+// Point is a recovery point: every disk of a VM at one instant.
+type Point struct {
+	ID            string    `json:"id"`
+	VM            string    `json:"vm"`
+	Time          time.Time `json:"time"`
+	AppConsistent bool      `json:"app_consistent"`
+	Disks         []string  `json:"disks"` // disk names; snapshot name = ID
+	Bytes         int64     `json:"bytes"` // bytes shipped for this point
+}
+
+// Job states.
+const (
+	JobRunning   = "Running"
+	JobSucceeded = "Succeeded"
+	JobFailed    = "Failed"
+)
+
+// Job is the record of one long operation.
+type Job struct {
+	ID       uint64        `json:"id"`
+	Kind     string        `json:"kind"`
+	VM       string        `json:"vm"`
+	State    string        `json:"state"`
+	Started  time.Time     `json:"started"`
+	Ended    time.Time     `json:"ended,omitzero"`
+	Steps    []Step        `json:"steps"`
+	Bytes    int64         `json:"bytes"`
+	Duration time.Duration `json:"duration"`
+	Error    string        `json:"error,omitempty"`
+}
+
+// Step is one step of a job.
+type Step struct {
+	Name  string `json:"name"`
+	State string `json:"state"`
+	Done  int64  `json:"done,omitempty"`
+	Total int64  `json:"total,omitempty"`
+}

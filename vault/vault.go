@@ -1,0 +1,262 @@
+package vault
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Sentinel errors.
+var (
+	// ErrNoSite: the state file does not exist; run `asr init` first.
+	ErrNoSite = errors.New("site not initialised")
+	// ErrExists: init found a state file already there.
+	ErrExists = errors.New("already exists")
+	// ErrNotFound: no record of that name.
+	ErrNotFound = errors.New("not found")
+	// ErrLocked: another asr process holds the site or the VM.
+	ErrLocked = errors.New("locked by another asr process")
+	// ErrSchema: the file was written by a newer asr.
+	ErrSchema = errors.New("state file schema is newer than this asr")
+)
+
+// Schema is the state file's schema version.
+const Schema = 1
+
+var (
+	bMeta     = []byte("meta")
+	bPolicies = []byte("policies")
+	bItems    = []byte("items")
+	bPoints   = []byte("points")
+	bJobs     = []byte("jobs")
+	buckets   = [][]byte{bMeta, bPolicies, bItems, bPoints, bJobs}
+)
+
+// Vault is a site's state file. Each Update or View opens the file, runs one
+// transaction and closes it again.
+type Vault struct {
+	path    string
+	timeout time.Duration
+}
+
+// Init creates the state file for a new site.
+func Init(path, site string, timeout time.Duration) (*Vault, error) {
+	if _, err := os.Stat(path); err == nil {
+		return nil, fmt.Errorf("state file %s: %w; use another --state or remove it", path, ErrExists)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	v := &Vault{path: path, timeout: timeout}
+	err := v.tx(true, true, func(tx *Tx) error {
+		if err := tx.put(bMeta, "schema", Schema); err != nil {
+			return err
+		}
+		return tx.put(bMeta, "site", Site{Name: site, Created: time.Now().UTC()})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// Open opens an existing site's state file.
+func Open(path string, timeout time.Duration) (*Vault, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("state file %s: %w; run `asr init --site NAME` first", path, ErrNoSite)
+	}
+	return &Vault{path: path, timeout: timeout}, nil
+}
+
+// Path is the state file's path.
+func (v *Vault) Path() string { return v.path }
+
+// Update runs fn in one read-write transaction: all of it is stored or none.
+func (v *Vault) Update(fn func(*Tx) error) error { return v.tx(true, false, fn) }
+
+// View runs fn in a read-only transaction.
+func (v *Vault) View(fn func(*Tx) error) error { return v.tx(false, false, fn) }
+
+// LockVM takes the operation lock of one VM for a long job; a second holder
+// waits up to the vault's timeout, then gets ErrLocked.
+func (v *Vault) LockVM(vm string) (*Lock, error) {
+	dir := v.path + ".locks"
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("lock directory: %w", err)
+	}
+	return LockFile(filepath.Join(dir, vm+".lock"), v.timeout)
+}
+
+func (v *Vault) tx(write, create bool, fn func(*Tx) error) error {
+	l, err := LockFile(v.path+".lock", v.timeout)
+	if err != nil {
+		return err
+	}
+	defer l.Unlock()
+	db, err := bolt.Open(v.path, 0o600, &bolt.Options{Timeout: v.timeout, ReadOnly: !write && !create})
+	if err != nil {
+		return fmt.Errorf("open state file %s: %w", v.path, err)
+	}
+	defer db.Close()
+	run := db.View
+	if write {
+		run = db.Update
+	}
+	return run(func(btx *bolt.Tx) error {
+		if write {
+			for _, b := range buckets {
+				if _, err := btx.CreateBucketIfNotExists(b); err != nil {
+					return err
+				}
+			}
+		}
+		tx := &Tx{tx: btx}
+		if !create {
+			var schema int
+			if err := tx.get(bMeta, "schema", &schema); err != nil {
+				return fmt.Errorf("state file %s has no schema version: %w", v.path, err)
+			}
+			if schema > Schema {
+				return fmt.Errorf("state file %s has schema %d, this asr knows %d; upgrade asr: %w", v.path, schema, Schema, ErrSchema)
+			}
+		}
+		return fn(tx)
+	})
+}
+
+// Tx is one transaction. Records returned by it are copies.
+type Tx struct{ tx *bolt.Tx }
+
+func (t *Tx) get(bucket []byte, key string, v any) error {
+	b := t.tx.Bucket(bucket)
+	if b == nil {
+		return ErrNotFound
+	}
+	data := b.Get([]byte(key))
+	if data == nil {
+		return ErrNotFound
+	}
+	return json.Unmarshal(data, v)
+}
+
+func (t *Tx) put(bucket []byte, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return t.tx.Bucket(bucket).Put([]byte(key), data)
+}
+
+func list[T any](t *Tx, bucket []byte, prefix string) ([]T, error) {
+	var out []T
+	b := t.tx.Bucket(bucket)
+	if b == nil {
+		return nil, nil
+	}
+	c := b.Cursor()
+	for k, v := c.Seek([]byte(prefix)); k != nil && string(k[:min(len(k), len(prefix))]) == prefix; k, v = c.Next() {
+		var r T
+		if err := json.Unmarshal(v, &r); err != nil {
+			return nil, fmt.Errorf("record %q: %w", k, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Site returns the site record.
+func (t *Tx) Site() (s Site, err error) { return s, t.get(bMeta, "site", &s) }
+
+// Policy returns a policy by name, or ErrNotFound.
+func (t *Tx) Policy(name string) (p Policy, err error) {
+	if err = t.get(bPolicies, name, &p); errors.Is(err, ErrNotFound) {
+		err = fmt.Errorf("policy %q: %w; see `asr policy list`", name, ErrNotFound)
+	}
+	return p, err
+}
+
+// PutPolicy stores a policy.
+func (t *Tx) PutPolicy(p Policy) error { return t.put(bPolicies, p.Name, p) }
+
+// Policies lists the policies by name.
+func (t *Tx) Policies() ([]Policy, error) { return list[Policy](t, bPolicies, "") }
+
+// Item returns a protected item, or ErrNotFound.
+func (t *Tx) Item(vm string) (it Item, err error) {
+	if err = t.get(bItems, vm, &it); errors.Is(err, ErrNotFound) {
+		err = fmt.Errorf("VM %q is not protected on this site: %w; see `asr status`", vm, ErrNotFound)
+	}
+	return it, err
+}
+
+// PutItem stores a protected item.
+func (t *Tx) PutItem(it Item) error { return t.put(bItems, it.VM, it) }
+
+// DeleteItem removes an item and its points.
+func (t *Tx) DeleteItem(vm string) error {
+	pts, err := t.Points(vm)
+	if err != nil {
+		return err
+	}
+	for _, p := range pts {
+		if err := t.DeletePoint(vm, p.ID); err != nil {
+			return err
+		}
+	}
+	return t.tx.Bucket(bItems).Delete([]byte(vm))
+}
+
+// Items lists the protected items by VM name.
+func (t *Tx) Items() ([]Item, error) { return list[Item](t, bItems, "") }
+
+// PutPoint records a recovery point.
+func (t *Tx) PutPoint(p Point) error { return t.put(bPoints, p.VM+"\x00"+p.ID, p) }
+
+// DeletePoint removes a recovery point record.
+func (t *Tx) DeletePoint(vm, id string) error {
+	return t.tx.Bucket(bPoints).Delete([]byte(vm + "\x00" + id))
+}
+
+// Points lists a VM's recovery points, oldest first (IDs sort by time).
+func (t *Tx) Points(vm string) ([]Point, error) { return list[Point](t, bPoints, vm+"\x00") }
+
+// PutJob stores a job; a job with ID 0 gets the next ID.
+func (t *Tx) PutJob(j *Job) error {
+	b := t.tx.Bucket(bJobs)
+	if j.ID == 0 {
+		id, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		j.ID = id
+	}
+	data, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	return b.Put(jobKey(j.ID), data)
+}
+
+// Job returns a job by ID, or ErrNotFound.
+func (t *Tx) Job(id uint64) (j Job, err error) {
+	data := t.tx.Bucket(bJobs).Get(jobKey(id))
+	if data == nil {
+		return j, fmt.Errorf("job %d: %w; see `asr jobs`", id, ErrNotFound)
+	}
+	return j, json.Unmarshal(data, &j)
+}
+
+// Jobs lists all jobs, oldest first.
+func (t *Tx) Jobs() ([]Job, error) { return list[Job](t, bJobs, "") }
+
+func jobKey(id uint64) []byte {
+	k := make([]byte, 8)
+	binary.BigEndian.PutUint64(k, id)
+	return k
+}

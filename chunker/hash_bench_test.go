@@ -3,6 +3,7 @@ package chunker
 import (
 	"crypto/sha256"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 
 	"github.com/zeebo/blake3"
@@ -39,18 +40,7 @@ func BenchmarkHash(b *testing.B) {
 
 func sizeName(n int) string {
 	if n >= 1<<20 {
-		return itoa(n>>20) + "MiB"
+		return strconv.Itoa(n>>20) + "MiB"
 	}
-	return itoa(n>>10) + "KiB"
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var d []byte
-	for ; n > 0; n /= 10 {
-		d = append([]byte{byte('0' + n%10)}, d...)
-	}
-	return string(d)
+	return strconv.Itoa(n>>10) + "KiB"
 }

@@ -11,10 +11,11 @@ import (
 	"sync/atomic"
 )
 
-// runBytes is how much one worker reads with a single ReadAt. Large runs
-// keep the device queue full with few syscalls; the figure came from
-// BenchmarkBuildRunSize (see doc.go). Workers hold one run buffer each.
-// A variable only so that benchmark can vary it.
+// runBytes is how much one worker reads with a single ReadAt (at least one
+// block). Runs above 1 MiB measured slower on cold reads, since a worker
+// hashes only after its whole read returns (BenchmarkBuildRunSize, see
+// doc.go). Workers hold one run buffer each. A variable only so that
+// benchmark can vary it.
 var runBytes = 1 << 20
 
 // blockFunc is called once per block, concurrently from several workers

@@ -2,12 +2,14 @@ package replica
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/asr-project/asr/replica/target"
+	"github.com/asr-project/asr/replica/target/throttle"
 	"github.com/asr-project/asr/vault"
 )
 
@@ -55,9 +57,23 @@ func (e *Engine) TrackDir() string { return e.Vault.Path() + ".track" }
 func (e *Engine) openTarget(ctx context.Context, url string) (target.Target, error) {
 	t, err := e.OpenTarget(ctx, url)
 	if err != nil {
-		return nil, fmt.Errorf("open target %s: %w", url, err)
+		return nil, fmt.Errorf("open target %s: %w", url, errors.Join(ErrTarget, err))
 	}
 	return t, nil
+}
+
+// limit wraps a target in the policy's bandwidth schedule: work hours are
+// Monday to Friday, 08:00 to 18:00 local time.
+func (e *Engine) limit(t target.Target, policy string) (target.Target, error) {
+	var p vault.Policy
+	if err := e.Vault.View(func(tx *vault.Tx) (err error) { p, err = tx.Policy(policy); return }); err != nil {
+		return nil, err
+	}
+	if p.BandwidthWork == 0 && p.BandwidthOther == 0 {
+		return t, nil
+	}
+	s := throttle.Schedule{WorkHours: p.BandwidthWork, OtherHours: p.BandwidthOther, WorkStart: 8 * time.Hour, WorkEnd: 18 * time.Hour}
+	return throttle.Limit(t, s.Rate), nil
 }
 
 var (

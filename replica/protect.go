@@ -65,6 +65,9 @@ func (e *Engine) EnableProtection(ctx context.Context, req Protect) (vault.Job, 
 			return vault.Job{}, err
 		}
 	}
+	if t, err = e.limit(t, it.Policy); err != nil {
+		return vault.Job{}, err
+	}
 	j, err := e.startJob("enable-protection", req.VM)
 	if err != nil {
 		return vault.Job{}, err

@@ -145,6 +145,9 @@ func (e *Engine) runCycle(ctx context.Context, site string, it *vault.Item, j *j
 		return err
 	}
 	defer t.Close()
+	if t, err = e.limit(t, it.Policy); err != nil {
+		return err
+	}
 	if it.State == vault.StateInitialReplication {
 		return e.initial(ctx, t, site, it, j)
 	}

@@ -59,7 +59,7 @@ func (m image) bytes() []byte {
 		m.diskType = diskDynamic
 	}
 	entries := (m.size + m.bs - 1) / m.bs
-	bmSize := pad512(m.bs / 512 / 8)
+	bmSize := pad512((m.bs/512 + 7) / 8)
 	batOff := int64(1536)
 	pos := batOff + pad512(entries*4)
 	ft := dynFooter(m.size, m.diskType, m.id)

@@ -2,6 +2,7 @@ package vhd
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -195,6 +196,42 @@ func TestParentLocatorFallbacks(t *testing.T) {
 		d.Close()
 		if info, err := Inspect(path); err != nil || filepath.Clean(info.Parent) != base {
 			t.Fatalf("%s: Inspect parent %q, %v", name, info.Parent, err)
+		}
+	}
+}
+
+// Blocks smaller than 4 KiB still carry a whole sector of bitmap.
+func TestSmallBlocks(t *testing.T) {
+	for _, bs := range []int64{512, 1024, 4096} {
+		dir := t.TempDir()
+		base := filepath.Join(dir, "base.vhd")
+		p, err := CreateFixed(base, 16<<10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := make([]byte, 1<<20)
+		mustWrite(t, p, want, 0, pattern(1<<20, 0x10))
+		p.Close()
+		dyn := writeFile(t, dir, "dyn.vhd", image{size: 1 << 20, bs: bs}.bytes())
+		dwant := make([]byte, 1<<20)
+		for _, path := range []string{childOf(t, base, "child.vhd", bs), dyn} {
+			d, err := OpenWritable(path)
+			if err != nil {
+				t.Fatalf("bs %d: %v", bs, err)
+			}
+			w := want
+			if path == dyn {
+				w = dwant
+			}
+			for _, x := range diffWrites {
+				mustWrite(t, d, w, x.off, x.data)
+			}
+			d.Close()
+			if d, err = Open(path); err != nil {
+				t.Fatalf("bs %d: reopen: %v", bs, err)
+			}
+			mustEqual(t, d, w, fmt.Sprintf("bs %d", bs))
+			d.Close()
 		}
 	}
 }

@@ -93,7 +93,7 @@ func (d *Disk) loadDynamic(fileSize int64, info *Info) error {
 			"have %d, want a power of two from %d to %d", bs, MinBlockSize, MaxBlockSize)
 	}
 	d.bs = bs
-	d.bmSize = (bs/sectorSize/8 + sectorSize - 1) / sectorSize * sectorSize
+	d.bmSize = ((bs/sectorSize+7)/8 + sectorSize - 1) / sectorSize * sectorSize // one bit per sector, in whole sectors
 
 	need := (d.size + bs - 1) / bs
 	if need > h.maxEntries {

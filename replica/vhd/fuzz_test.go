@@ -1,6 +1,8 @@
 package vhd
 
 import (
+	"fmt"
+	"time"
 	"bytes"
 	"errors"
 	"io"
@@ -12,6 +14,8 @@ import (
 // FuzzOpen: any file opens or fails with an error, never panics; what opens
 // reads, lists sorted in-range extents, stays within a memory bound set by
 // the file size, and survives a write: the file reopens and reads it back.
+var fuzzExecs int
+
 func FuzzOpen(f *testing.F) {
 	f.Add(dynBase().bytes())
 	f.Add(image{size: 4096, bs: 512, blocks: map[int64][]byte{1: {1, 2, 3}}}.bytes())
@@ -33,10 +37,20 @@ func FuzzOpen(f *testing.F) {
 		}
 		fh.Close()
 
+		t0 := time.Now()
+		if os.Getenv("VHD_SLOW") != "" {
+			fuzzExecs++
+			if fuzzExecs%1000 == 0 {
+				os.WriteFile(fmt.Sprintf("%s/count-%d", os.Getenv("VHD_SLOW"), os.Getpid()), []byte(fmt.Sprint(fuzzExecs, " ", len(data))), 0o644)
+			}
+		}
+		defer func() {
+			if el := time.Since(t0); el > 500*time.Millisecond && os.Getenv("VHD_SLOW") != "" {
+				os.WriteFile(fmt.Sprintf("%s/slow-%d", os.Getenv("VHD_SLOW"), time.Now().UnixNano()), data, 0o644)
+			}
+		}()
 		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
 		checkOpen(t, name, int64(len(data)))
-		runtime.ReadMemStats(&after)
 		if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20+16*uint64(len(data)) {
 			t.Fatalf("allocated %d bytes for a %d-byte file", grew, len(data))
 		}

@@ -11,8 +11,8 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blockblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/pageblob"
 
@@ -40,6 +40,11 @@ type Target struct {
 	http      *http.Client // ours, so Close can drop idle connections
 	secrets   []string     // credential strings scrubbed from every error
 	opts      options
+	// clientCopy makes CopyFromSnapshot read and write the data itself
+	// instead of asking the service to copy: Azurite (up to 3.37.0 at
+	// least) gives a copied page blob the same page list object as its
+	// source, so writes to the copy change the source snapshot.
+	clientCopy bool
 
 	mu    sync.Mutex
 	sizes map[string]int64  // disk -> virtual size; sizes never change
@@ -89,8 +94,10 @@ func open(ctx context.Context, u *url.URL, cfg target.Config, o options) (*Targe
 		prefix:    loc.prefix,
 		secrets:   cred.secrets,
 		opts:      o,
-		sizes:     map[string]int64{},
-		snaps:     map[string]string{},
+		// Only an emulator listens on loopback; real Azure never does.
+		clientCopy: cred.loopback(),
+		sizes:      map[string]int64{},
+		snaps:      map[string]string{},
 	}
 	copts := &container.ClientOptions{ClientOptions: azcore.ClientOptions{
 		Retry:     o.retry,

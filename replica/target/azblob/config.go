@@ -52,6 +52,12 @@ func (c *credentials) newContainerClient(name string, o *container.ClientOptions
 	}
 }
 
+// loopback reports an endpoint on this machine: an emulator.
+func (c *credentials) loopback() bool {
+	u, err := url.Parse(c.endpoint)
+	return err == nil && isLoopback(u.Hostname())
+}
+
 // resolveCredentials picks the first configured way to reach account.
 func resolveCredentials(account string, cfg target.Config) (*credentials, error) {
 	lookup := cfg.Lookup

@@ -8,6 +8,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/pageblob"
 
 	"github.com/asr-project/asr/replica/target"
 )
@@ -36,12 +37,18 @@ func (t *Target) CopyFromSnapshot(ctx context.Context, disk, snapshot, dst strin
 	what := fmt.Sprintf("copy snapshot %q of disk %q to disk %q (%s)", snapshot, disk, dst, t.where(t.diskBlob(dst)))
 	dpb := t.pageBlob(dst)
 	return t.withSnapshot(ctx, disk, snapshot, func(ts string) error {
-		src, err := t.pageBlob(disk).WithSnapshot(ts)
-		if err != nil {
-			return t.fail(err, what)
-		}
 		meta := map[string]*string{metaSize: to.Ptr(strconv.FormatInt(size, 10))}
-		started, err := t.copyBlob(ctx, dpb, src.URL(), meta, what)
+		var started bool
+		var err error
+		if t.clientCopy {
+			started, err = t.copyThrough(ctx, disk, ts, dst, size, meta, what)
+		} else {
+			var src *pageblob.Client
+			if src, err = t.pageBlob(disk).WithSnapshot(ts); err != nil {
+				return t.fail(err, what)
+			}
+			started, err = t.copyBlob(ctx, dpb, src.URL(), meta, what)
+		}
 		if err != nil {
 			if started {
 				// Leave no half-copied dst behind, so a retry can start afresh.
@@ -64,6 +71,47 @@ func (t *Target) CopyFromSnapshot(ctx context.Context, disk, snapshot, dst strin
 		}
 		return nil
 	})
+}
+
+// copyThrough copies a snapshot's allocated ranges into a new page blob
+// through this client, 4 MiB at a time. Used against emulators only: on
+// Azure a server-side copy moves no data through the client.
+func (t *Target) copyThrough(ctx context.Context, disk, ts, dst string, size int64, meta map[string]*string, what string) (started bool, err error) {
+	dpb := t.pageBlob(dst)
+	_, err = dpb.Create(ctx, size+footerSize, &pageblob.CreateOptions{Metadata: meta, AccessConditions: ifNoneMatch()})
+	if err != nil {
+		if alreadyThere(err) {
+			return false, fmt.Errorf("azblob: %s: the destination exists; delete it or pick another name: %w", what, target.ErrExists)
+		}
+		return false, t.fail(err, what)
+	}
+	spb := t.pageBlob(disk)
+	ranges, err := t.ranges(ctx, spb, size, ts, what+": list source ranges")
+	if err != nil {
+		return true, err
+	}
+	src, err := spb.BlobClient().WithSnapshot(ts)
+	if err != nil {
+		return true, t.fail(err, what)
+	}
+	buf := make([]byte, target.MaxWrite)
+	for _, r := range ranges {
+		for off := r.Off; off < r.Off+r.Len; off += target.MaxWrite {
+			p := buf[:min(target.MaxWrite, r.Off+r.Len-off)]
+			if err := t.read(ctx, src, p, off); err != nil {
+				return true, t.fail(err, fmt.Sprintf("%s: read [%d, %d)", what, off, off+int64(len(p))))
+			}
+			for _, w := range plan(p) {
+				if w.zero {
+					continue // the new blob reads zeros there already
+				}
+				if err := t.putPages(ctx, dpb, off+w.off, p[w.off:w.off+w.n]); err != nil {
+					return true, t.fail(err, fmt.Sprintf("%s: write [%d, %d)", what, off+w.off, off+w.off+w.n))
+				}
+			}
+		}
+	}
+	return true, nil
 }
 
 // copyBlob starts a server-side copy of src into c, which must not exist,

@@ -154,16 +154,32 @@ func (h *held) readSnap(snaps []snapInfo, i int, size int64, p []byte, off int64
 	return nil
 }
 
-// snapRanges is the union of the disk's data ranges and those of every
-// pre-image file snaps[i] may read from: conservative, and exact enough
-// because preserved zero granules are holes.
+// snapRanges lists the data extents of snaps[i] (of the disk when snaps
+// is empty): for each granule, the extents of the file readSnap takes it
+// from. Preserved zero granules are holes, so this is exact to file-system
+// blocks.
 func (h *held) snapRanges(snaps []snapInfo, i int, size int64) ([]target.Extent, error) {
-	paths := []string{h.t.vhdPath(h.enc)}
-	for _, s := range snaps[i:] {
-		paths = append(paths, h.snapFile(s, "pre"))
+	chain := snaps[i:]
+	idxs := make([]*preIndex, len(chain))
+	paths := make([]string, len(chain)+1)
+	for j, s := range chain {
+		ix, err := h.index(s, size)
+		if err != nil {
+			return nil, err
+		}
+		idxs[j], paths[j] = ix, h.snapFile(s, "pre")
+	}
+	paths[len(chain)] = h.t.vhdPath(h.enc)
+	source := func(g uint64) int {
+		for j, ix := range idxs {
+			if ix.has(g) {
+				return j
+			}
+		}
+		return len(chain)
 	}
 	var lists [][]target.Extent
-	for _, p := range paths {
+	for j, p := range paths {
 		f, err := os.Open(p)
 		if err != nil {
 			return nil, ioErr("open", p, err)
@@ -173,9 +189,32 @@ func (h *held) snapRanges(snaps []snapInfo, i int, size int64) ([]target.Extent,
 		if err != nil {
 			return nil, err
 		}
+		if len(chain) > 0 {
+			l = clipToSource(l, j, source)
+		}
 		lists = append(lists, l)
 	}
 	return union(lists...), nil
+}
+
+// clipToSource keeps the parts of extents that lie in granules read from
+// file j.
+func clipToSource(l []target.Extent, j int, source func(uint64) int) []target.Extent {
+	var out []target.Extent
+	for _, e := range l {
+		for pos, end := e.Off, e.Off+e.Len; pos < end; {
+			stop := min((pos/granule+1)*granule, end)
+			if source(uint64(pos/granule)) == j {
+				if n := len(out); n > 0 && out[n-1].Off+out[n-1].Len == pos {
+					out[n-1].Len += stop - pos
+				} else {
+					out = append(out, target.Extent{Off: pos, Len: stop - pos})
+				}
+			}
+			pos = stop
+		}
+	}
+	return out
 }
 
 // merge gives snapshot into the pre-images of from that it lacks, before

@@ -84,6 +84,7 @@ func (t *Target) Snapshot(ctx context.Context, disk, snapshot string) error {
 	if err != nil {
 		return err
 	}
+	h.prune(snaps)
 	if findSnap(snaps, senc) >= 0 {
 		return nil
 	}
@@ -204,6 +205,7 @@ func (t *Target) DeleteSnapshot(ctx context.Context, disk, snapshot string) erro
 	if err != nil {
 		return err
 	}
+	h.prune(snaps)
 	i := findSnap(snaps, senc)
 	if i < 0 {
 		return nil
@@ -226,6 +228,18 @@ func (t *Target) DeleteSnapshot(ctx context.Context, disk, snapshot string) erro
 	}
 	_ = os.RemoveAll(del) // a leftover is swept by the next Snapshot
 	return nil
+}
+
+// prune drops cached indexes of snapshots that no longer exist (another
+// process deleted them). Exclusive lock held.
+func (h *held) prune(snaps []snapInfo) {
+	h.st.idxMu.Lock()
+	defer h.st.idxMu.Unlock()
+	for dir := range h.st.idx {
+		if !slices.ContainsFunc(snaps, func(s snapInfo) bool { return s.dir == dir }) {
+			delete(h.st.idx, dir)
+		}
+	}
 }
 
 // names validates a disk and a snapshot name.

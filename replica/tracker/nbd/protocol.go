@@ -48,20 +48,18 @@ const (
 	optInfo            uint32 = 6
 	optGo              uint32 = 7
 	optStructuredReply uint32 = 8
-	optListMetaContext uint32 = 9
 	optSetMetaContext  uint32 = 10
 )
 
 // Option reply types.
 const (
-	repAck          uint32 = 1
-	repServer       uint32 = 2
-	repInfo         uint32 = 3
-	repErrUnsup     uint32 = 1<<31 + 1
-	repErrInvalid   uint32 = 1<<31 + 3
-	repErrUnknown   uint32 = 1<<31 + 6
-	repErrShutdown  uint32 = 1<<31 + 7
-	repErrBlockSize uint32 = 1<<31 + 8
+	repAck         uint32 = 1
+	repServer      uint32 = 2
+	repInfo        uint32 = 3
+	repErrUnsup    uint32 = 1<<31 + 1
+	repErrInvalid  uint32 = 1<<31 + 3
+	repErrUnknown  uint32 = 1<<31 + 6
+	repErrShutdown uint32 = 1<<31 + 7
 )
 
 // Information types of NBD_OPT_INFO / NBD_OPT_GO.
@@ -94,7 +92,6 @@ const (
 
 // Error values of the simple reply.
 const (
-	nbdEPERM     uint32 = 1
 	nbdEIO       uint32 = 5
 	nbdEINVAL    uint32 = 22
 	nbdENOSPC    uint32 = 28

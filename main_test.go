@@ -1,0 +1,137 @@
+package main
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/asr-project/asr/cmd"
+	"github.com/asr-project/asr/vault"
+)
+
+// The scripts in testdata/script run asr as a real process (testscript
+// re-executes this test binary as the asr command), so exit codes, output
+// streams, signals and kill -9 are those of the shipped binary.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){"asr": func() { os.Exit(cmd.Execute()) }})
+}
+
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("ASR_STATE", env.WorkDir+"/site.db")
+			env.Setenv("ASR_LOCK_TIMEOUT", "1s")
+			env.Setenv("XDG_CONFIG_HOME", env.WorkDir+"/config")
+			for _, k := range []string{"AZURE_STORAGE_CONNECTION_STRING", "CI"} {
+				env.Setenv(k, os.Getenv(k))
+			}
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"sleep":  cmdSleep,
+			"copied": cmdCopied,
+			"exits":  cmdExits,
+			"flip":   cmdFlip,
+			"tree":   cmdTree,
+		},
+	})
+}
+
+// sleep DURATION
+func cmdSleep(ts *testscript.TestScript, neg bool, args []string) {
+	d, err := time.ParseDuration(args[0])
+	ts.Check(err)
+	time.Sleep(d)
+}
+
+// copied VM BYTES waits up to 30 s until the initial copy of the VM's first
+// disk has recorded progress of at least BYTES.
+func cmdCopied(ts *testscript.TestScript, neg bool, args []string) {
+	want, err := strconv.ParseInt(args[1], 10, 64)
+	ts.Check(err)
+	v, err := vault.Open(ts.Getenv("ASR_STATE"), 5*time.Second)
+	ts.Check(err)
+	var got int64
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		v.View(func(tx *vault.Tx) error {
+			if it, err := tx.Item(args[0]); err == nil && len(it.Disks) > 0 {
+				got = it.Disks[0].CopiedTo
+			}
+			return nil
+		})
+		if got >= want {
+			return
+		}
+	}
+	ts.Fatalf("%s copied %d bytes, want %d", args[0], got, want)
+}
+
+// exits CODE COMMAND ARGS... runs a command and checks its exit code; its
+// output is kept for stdout and stderr checks as with exec.
+func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("%v", err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("exit code %d, want %d", got, want)
+	}
+}
+
+// flip FILE OFFSET inverts one byte; a negative offset counts from the end.
+func cmdFlip(ts *testscript.TestScript, neg bool, args []string) {
+	f, err := os.OpenFile(ts.MkAbs(args[0]), os.O_RDWR, 0)
+	ts.Check(err)
+	defer f.Close()
+	off, err := strconv.ParseInt(args[1], 10, 64)
+	ts.Check(err)
+	if off < 0 {
+		fi, err := f.Stat()
+		ts.Check(err)
+		off += fi.Size()
+	}
+	b := make([]byte, 1)
+	_, err = f.ReadAt(b, off)
+	ts.Check(err)
+	b[0] ^= 0xff
+	_, err = f.WriteAt(b, off)
+	ts.Check(err)
+}
+
+// tree DIR prints every file below DIR with its size and SHA-256, so a
+// script can prove a directory unchanged (cp stdout before; cmp stdout).
+func cmdTree(ts *testscript.TestScript, neg bool, args []string) {
+	root := ts.MkAbs(args[0])
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		fmt.Fprintf(ts.Stdout(), "%s %d %x\n", rel, len(data), sha256.Sum256(data))
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		ts.Fatalf("%v", err)
+	}
+}

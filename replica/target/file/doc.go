@@ -1,0 +1,90 @@
+// Package file is the target backend for a directory on the secondary site:
+// a local disk or a mount. It registers the URL scheme "file"; the URL
+// must carry an absolute path (file:///srv/asr, file:/srv/asr or
+// file://localhost/srv/asr). file://relative is refused, because its
+// "relative" is a host name by RFC 8089 and because cron runs asr from
+// another working directory than the operator's shell.
+//
+// # Layout 1
+//
+//	asr-target.json                {"layout":1}; New refuses other versions, and
+//	                               refuses a non-empty directory without it
+//	disks/<disk>.vhd               sparse fixed VHD: virtual disk, then the 512-byte footer
+//	disks/<disk>.lock              flock'd by every disk operation (shared or exclusive)
+//	disks/<disk>.snap/<seq>-<id>-<snapshot>/index   pre-image index (see index.go)
+//	disks/<disk>.snap/<seq>-<id>-<snapshot>/pre     sparse file of virtual size holding pre-images
+//	objects/<key>                  one file per object; '/' in a key makes folders
+//	.asr-tmp-*, .asr-del-*         work files: being written, or renamed away to be removed
+//
+// Disk and snapshot names are '/'-separated segments of [A-Za-z0-9._-], no
+// segment empty or starting with '.', at most 200 bytes with each '/'
+// written as "%2F" (so "vm1/disk0" is the file disks/vm1%2Fdisk0.vhd).
+// seq orders snapshots; id is random so that a snapshot directory name is
+// never reused, which lets a cached index be trusted while its file size is
+// unchanged. Object keys are 1-1024 bytes of UTF-8 with no empty, "." or
+// ".." segment and no leading '/'; a key cannot also be the folder of
+// another key here ("a" and "a/b"): the second put is ErrInvalid.
+//
+// # Snapshots: copy-on-write pre-images
+//
+// The file system here (ext4) has no reflink, so a snapshot is taken for
+// free (an empty index and an all-hole pre file) and the disk stays the live
+// copy. Before a write overwrites a granule the newest snapshot does not
+// hold yet, the granule's current content is saved into that snapshot's pre
+// file at the same offset (a punched hole when it is all zero) and recorded
+// in its index. Snapshot S reads granule g from the oldest snapshot at or
+// after S that holds g, else from the disk: a granule no later snapshot
+// saved was not written since S. Deleting the oldest snapshot drops it;
+// deleting any other first copies its pre-images into the next older
+// snapshot where that one lacks them (a granule the older lacks was not
+// written between the two, so the newer one's pre-image is its content).
+// Ranges of a snapshot come from SEEK_DATA on the files each granule is read
+// from, so they are exact to file-system blocks. FICLONE is not tried: this
+// machine cannot test it, and pre-images work everywhere.
+//
+// The granule is 64 KiB: a first small write after a snapshot costs one
+// 64 KiB read and write more (the log shipper's writes are mostly 4 KiB to
+// 1 MiB, and one 4 MiB write saves 64 granules as one index record), while
+// the index bitmap stays small (2 MiB per TiB of disk in memory, 16 bytes
+// per run on disk). It divides target.SizeUnit, so granules never cross the
+// end of a disk, and is a multiple of 4 KiB file-system blocks, so
+// pre-image holes are real holes.
+//
+// # Crash safety
+//
+// The invariant: a granule is overwritten on the disk only after its
+// pre-image is durable in the newest snapshot. A preserving write runs in
+// this order, under the disk's exclusive lock: (1) copy the granules into
+// the pre file, (2) fsync it, (3) append one 16-byte record per run to the
+// index, each with its own CRC-32C, (4) fdatasync the index, (5) write the
+// disk, (6) fdatasync it, and only then return nil. A kill -9 or power cut:
+//   - before (4) completes: the record is missing or torn; readers skip a
+//     torn tail (and the next exclusive user cuts it off), so S reads those
+//     granules from the disk, which (5) has not touched. Bytes that (1) left
+//     in the pre file are never read without a record, and equal the disk
+//     anyway; a later save rewrites or punches them.
+//   - after (4): the record and the data it vouches for are durable; S
+//     reads the pre-image whatever (5) did. The write was not acknowledged,
+//     so the caller retries it (WritePages is idempotent).
+//
+// A record with a bad checksum that is not all zero and is followed by a
+// good one is damage, not a torn append: reads fail with ErrCorrupt
+// instead of returning wrong bytes. A merge syncs each batch of copied
+// pre-images before indexing it, so an interrupted DeleteSnapshot leaves
+// both snapshots readable and the next call finishes it. Creating a
+// snapshot, a disk or a copy writes a work file or directory, syncs it,
+// renames it into place and syncs the parent; deleting renames away first.
+// So every name is either complete or absent.
+//
+// # Concurrency
+//
+// Every disk operation takes the disk's lock: an in-process RWMutex plus a
+// flock on a fresh descriptor of disks/<disk>.lock, so goroutines and
+// processes (two asr runs on one site, or a recovery site reading over a
+// mount while the primary writes) exclude each other alike. Reads and
+// writes to a disk without snapshots share it, so writes to different
+// ranges run in parallel; snapshot-preserving writes, Snapshot,
+// DeleteSnapshot, CreateDisk and DeleteDisk take it exclusively.
+// CopyFromSnapshot takes the source's shared lock per 4 MiB chunk, so the
+// source keeps replicating during a long copy.
+package file

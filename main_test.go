@@ -39,11 +39,13 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"sleep":  cmdSleep,
-			"copied": cmdCopied,
-			"exits":  cmdExits,
-			"flip":   cmdFlip,
-			"tree":   cmdTree,
+			"sleep":    cmdSleep,
+			"copied":   cmdCopied,
+			"exits":    cmdExits,
+			"flip":     cmdFlip,
+			"tree":     cmdTree,
+			"waitfile": cmdWaitFile,
+			"points":   cmdPoints,
 		},
 	})
 }
@@ -134,4 +136,27 @@ func cmdTree(ts *testscript.TestScript, neg bool, args []string) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		ts.Fatalf("%v", err)
 	}
+}
+
+// waitfile PATH waits up to 30 s for a file (a socket, say) to appear.
+func cmdWaitFile(ts *testscript.TestScript, neg bool, args []string) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(ts.MkAbs(args[0])); err == nil {
+			return
+		}
+	}
+	ts.Fatalf("%s did not appear", args[0])
+}
+
+// points VM sets $P1, $P2, ... to the VM's recovery point IDs, oldest
+// first, and $NPOINTS to their count.
+func cmdPoints(ts *testscript.TestScript, neg bool, args []string) {
+	v, err := vault.Open(ts.Getenv("ASR_STATE"), 5*time.Second)
+	ts.Check(err)
+	var pts []vault.Point
+	ts.Check(v.View(func(tx *vault.Tx) (err error) { pts, err = tx.Points(args[0]); return }))
+	for i, p := range pts {
+		ts.Setenv(fmt.Sprintf("P%d", i+1), p.ID)
+	}
+	ts.Setenv("NPOINTS", strconv.Itoa(len(pts)))
 }

@@ -56,7 +56,7 @@ var errReported = errors.New("reported")
 // reported carries an exit code for an error already printed.
 type reportedError struct{ code int }
 
-func (reportedError) Error() string  { return "reported" }
+func (reportedError) Error() string   { return "reported" }
 func (reportedError) Is(t error) bool { return t == errReported }
 
 func exitCode(err error) int {

@@ -105,6 +105,7 @@ func (e *Engine) applyDisk(ctx context.Context, t target.Target, it *vault.Item,
 				}
 				written += s.b - s.a
 				j.progress(written, total)
+				crashpoint("applying")
 				mu.Unlock()
 			}
 		}()

@@ -33,6 +33,7 @@ func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *
 		if err := e.saveItem(it); err != nil {
 			return err
 		}
+		crashpoint("rotated")
 	}
 	p := it.Pending
 	for i := range it.Disks {
@@ -46,6 +47,7 @@ func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *
 			return err
 		}
 	}
+	crashpoint("applied")
 	if err := j.step("snapshot " + p.Point); err != nil {
 		return err
 	}
@@ -53,11 +55,13 @@ func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *
 		if err := t.Snapshot(ctx, d.Replica, p.Point); err != nil {
 			return fmt.Errorf("snapshot %s of %s: %w", p.Point, d.Replica, err)
 		}
+		crashpoint("snapshot")
 	}
 	pt := vault.Point{ID: p.Point, VM: it.VM, Time: p.Time, AppConsistent: p.AppConsistent, Disks: diskNames(it), Bytes: j.j.Bytes}
 	if err := putJSON(ctx, t, pointKey(it.VM, pt.ID), pt); err != nil {
 		return err
 	}
+	crashpoint("point-written")
 	for i := range it.Disks {
 		it.Disks[i].AppliedSeq = p.UpTo[it.Disks[i].Name]
 		it.Disks[i].AppliedID = p.IDs[it.Disks[i].Name]
@@ -80,12 +84,14 @@ func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *
 		return err
 	}
 	e.event(it.VM, "recovery point %s recorded", pt.ID)
+	crashpoint("recorded")
 	if err := j.step("prune recovery points"); err != nil {
 		return err
 	}
 	if err := e.prune(ctx, t, it); err != nil {
 		return err
 	}
+	crashpoint("pruned")
 	for _, d := range it.Disks {
 		removeLogs(d.Path, d.AppliedSeq)
 	}

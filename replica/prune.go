@@ -38,6 +38,7 @@ func (e *Engine) prune(ctx context.Context, t target.Target, it *vault.Item) err
 				return fmt.Errorf("prune point %s of %s: %w", p.ID, d.Replica, err)
 			}
 		}
+		crashpoint("pruning")
 		if err := e.Vault.Update(func(tx *vault.Tx) error { return tx.DeletePoint(it.VM, p.ID) }); err != nil {
 			return err
 		}

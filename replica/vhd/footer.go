@@ -75,17 +75,19 @@ func parseFooter(b []byte, path string, base int64) (footer, error) {
 		return f, formatErr(path, "footer cookie", base, 0, ErrBadCookie,
 			"want %q, have %q", footerCookie, printable(b[:8]))
 	}
-	want, have := checksum(b[:footerSize], fChecksum), be.Uint32(b[fChecksum:])
-	if want != have {
-		return f, formatErr(path, "footer checksum", base, fChecksum, ErrBadChecksum,
-			"want 0x%08x, have 0x%08x", want, have)
-	}
 	f.dataOffset = be.Uint64(b[fDataOffset:])
 	f.timestamp = be.Uint32(b[fTimestamp:])
 	f.creator = printable(b[fCreatorApp : fCreatorApp+4])
 	f.curSize = be.Uint64(b[fCurSize:])
 	f.diskType = be.Uint32(b[fDiskType:])
 	copy(f.id[:], b[fUniqueID:])
+	// Fields are parsed before the checksum is checked so that Inspect can
+	// show what a damaged footer claims.
+	want, have := checksum(b[:footerSize], fChecksum), be.Uint32(b[fChecksum:])
+	if want != have {
+		return f, formatErr(path, "footer checksum", base, fChecksum, ErrBadChecksum,
+			"want 0x%08x, have 0x%08x", want, have)
+	}
 	switch f.diskType {
 	case diskFixed, diskDynamic, diskDifferencing:
 	default:

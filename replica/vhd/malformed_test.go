@@ -119,7 +119,7 @@ func TestMalformed(t *testing.T) {
 			if !errors.Is(ierr, c.err) || info.Valid || info.Error == "" || info.FileSize != int64(len(c.img)) {
 				t.Fatalf("Inspect = %+v, %v", info, ierr)
 			}
-			if c.err != ErrUnsupported && info.Type == TypeRaw {
+			if c.err != ErrUnsupported && (info.Type == TypeRaw || info.Type == "" || info.UUID == "") {
 				t.Fatalf("Inspect lost the type: %+v", info)
 			}
 		})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"net/url"
 	"os"
 	"strings"
@@ -16,6 +17,19 @@ import (
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/replica/target/targettest"
 )
+
+// TestMain raises the default -test.parallel: the Azurite tests wait on
+// the emulator far more than they use a CPU, and with GOMAXPROCS=2 the
+// conformance suite would otherwise take twice as long.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "test.parallel" })
+	if !set {
+		_ = flag.Set("test.parallel", "8")
+	}
+	os.Exit(m.Run())
+}
 
 // azurite returns the connection string of the emulator the tests use.
 // Without one they skip, except under CI where a missing emulator is a

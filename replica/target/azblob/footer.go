@@ -32,11 +32,11 @@ func fixedFooter(size int64, now time.Time, id [16]byte) []byte {
 	be.PutUint32(f[12:], 0x00010000)         // file format version 1.0
 	be.PutUint64(f[16:], 0xFFFFFFFFFFFFFFFF) // data offset: none for a fixed disk
 	be.PutUint32(f[24:], uint32(now.Sub(vhdEpoch)/time.Second))
-	copy(f[28:32], "win ")                   // creator application, as Hyper-V and Azure write
-	be.PutUint32(f[32:], 0x000A0000)         // creator version 10.0
-	copy(f[36:40], "Wi2k")                   // creator host OS
-	be.PutUint64(f[40:], uint64(size))       // original size
-	be.PutUint64(f[48:], uint64(size))       // current size
+	copy(f[28:32], "win ")             // creator application, as Hyper-V and Azure write
+	be.PutUint32(f[32:], 0x000A0000)   // creator version 10.0
+	copy(f[36:40], "Wi2k")             // creator host OS
+	be.PutUint64(f[40:], uint64(size)) // original size
+	be.PutUint64(f[48:], uint64(size)) // current size
 	c, h, s := chs(size)
 	be.PutUint16(f[56:], c)
 	f[58], f[59] = h, s

@@ -3,6 +3,7 @@ package file
 import (
 	"context"
 	"fmt"
+	"math/bits"
 	"os"
 	"path/filepath"
 
@@ -231,18 +232,6 @@ func (h *held) merge(ctx context.Context, from, into snapInfo, size int64) error
 	if err != nil {
 		return err
 	}
-	var todo []uint64
-	for w, word := range src.bits {
-		word &^= dst.bits[w]
-		for b := uint64(0); word != 0; b, word = b+1, word>>1 {
-			if word&1 != 0 {
-				todo = append(todo, uint64(w)*64+b)
-			}
-		}
-	}
-	if len(todo) == 0 {
-		return nil
-	}
 	in, err := os.Open(h.snapFile(from, "pre"))
 	if err != nil {
 		return ioErr("open", h.snapFile(from, "pre"), err)
@@ -254,12 +243,11 @@ func (h *held) merge(ctx context.Context, from, into snapInfo, size int64) error
 	}
 	defer out.Close()
 	buf := make([]byte, granule)
-	for len(todo) > 0 {
+	part := make([]uint64, 0, mergeBatch)
+	flush := func() error {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("file target: deleting a snapshot of %s: %w", h.enc, err)
+			return fmt.Errorf("file target: deleting a snapshot of %s: %w", decodeName(h.enc), err)
 		}
-		part := todo[:min(mergeBatch, len(todo))]
-		todo = todo[len(part):]
 		for _, g := range part {
 			if _, err := in.ReadAt(buf, int64(g)*granule); err != nil {
 				return ioErr("read", in.Name(), err)
@@ -274,9 +262,21 @@ func (h *held) merge(ctx context.Context, from, into snapInfo, size int64) error
 		if err := dst.appendRuns(toRuns(part)); err != nil {
 			return err
 		}
-		if err := hook("merge-batch"); err != nil {
-			return err
+		part = part[:0]
+		return hook("merge-batch")
+	}
+	for w, word := range src.bits {
+		for word &^= dst.bits[w]; word != 0; word &= word - 1 {
+			part = append(part, uint64(w)*64+uint64(bits.TrailingZeros64(word)))
+			if len(part) == mergeBatch {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 		}
 	}
-	return nil
+	if len(part) == 0 {
+		return nil
+	}
+	return flush()
 }

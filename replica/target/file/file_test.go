@@ -30,17 +30,26 @@ func TestConformance(t *testing.T) {
 	targettest.Run(t, func(t *testing.T) target.Target { return newTarget(t) })
 }
 
-// TestConformanceShared runs the suite with every subtest on one directory,
-// as the Azurite run shares one container.
-func TestConformanceShared(t *testing.T) {
-	dir := t.TempDir()
-	targettest.Run(t, func(t *testing.T) target.Target {
-		tg, err := New(dir)
-		if err != nil {
-			t.Fatalf("New: %v", err)
+// TestNewConcurrent opens one new directory from many goroutines, as
+// parallel asr runs may: all must agree on one layout file.
+func TestNewConcurrent(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "target")
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			_, err := New(dir)
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent New: %v", err)
 		}
-		return tg
-	})
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) != 3 {
+		t.Fatalf("target directory holds %v (%v), want the layout file, disks and objects", ents, err)
+	}
 }
 
 func TestOpenURL(t *testing.T) {

@@ -120,12 +120,12 @@ func openFileBackend(path string) (*fileBackend, error) {
 	return &fileBackend{f: f, size: st.Size()}, nil
 }
 
-func (b *fileBackend) Size() int64                               { return b.size }
+func (b *fileBackend) Size() int64                              { return b.size }
 func (b *fileBackend) ReadAt(p []byte, off int64) (int, error)  { return b.f.ReadAt(p, off) }
 func (b *fileBackend) WriteAt(p []byte, off int64) (int, error) { return b.f.WriteAt(p, off) }
-func (b *fileBackend) Flush() error                              { return b.f.Sync() }
-func (b *fileBackend) Trim(off, n int64) error                   { return nil }
-func (b *fileBackend) Close() error                              { return b.f.Close() }
+func (b *fileBackend) Flush() error                             { return b.f.Sync() }
+func (b *fileBackend) Trim(off, n int64) error                  { return nil }
+func (b *fileBackend) Close() error                             { return b.f.Close() }
 
 // WriteZeroes punches a hole (FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE) and
 // falls back to writing zeroes where the file system cannot.
@@ -143,3 +143,13 @@ func (b *fileBackend) WriteZeroes(off, n int64) error {
 	}
 	return nil
 }
+
+// nullBackend drops writes and reads zeroes: the protocol path's ceiling.
+type nullBackend struct{ size int64 }
+
+func (n nullBackend) Size() int64                              { return n.size }
+func (n nullBackend) ReadAt(p []byte, off int64) (int, error)  { clear(p); return len(p), nil }
+func (n nullBackend) WriteAt(p []byte, off int64) (int, error) { return len(p), nil }
+func (n nullBackend) Flush() error                             { return nil }
+func (n nullBackend) Trim(off, l int64) error                  { return nil }
+func (n nullBackend) WriteZeroes(off, l int64) error           { return nil }

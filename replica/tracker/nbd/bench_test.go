@@ -78,3 +78,19 @@ func BenchmarkQemuImgConvert256M(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkQemuImgConvertNull256M is the same copy into an export that drops
+// the data: what the socket path costs without any storage behind it.
+func BenchmarkQemuImgConvertNull256M(b *testing.B) {
+	qemuImg := needTool(b, "qemu-img")
+	const size = 256 << 20
+	srcPath := filepath.Join(b.TempDir(), "src.raw")
+	writeSource(b, srcPath, size)
+	addr, _ := start(b, &Server{Exports: map[string]Backend{"null": nullBackend{size}}, MinBlock: 512})
+	b.SetBytes(size)
+	for b.Loop() {
+		if out, err := exec.Command(qemuImg, "convert", "-n", "-O", "raw", srcPath, nbdURL("null", addr)).CombinedOutput(); err != nil {
+			b.Fatalf("qemu-img convert: %v\n%s", err, out)
+		}
+	}
+}

@@ -75,7 +75,7 @@ func (c *conn) quiet(err error) error {
 	return err
 }
 
-// send writes b whole under the reply lock.
+// send writes bufs whole (one writev) under the reply lock.
 func (c *conn) send(bufs ...[]byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()

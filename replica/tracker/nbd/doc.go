@@ -66,8 +66,12 @@
 // 2-core VM shared with other jobs, 3 iterations each:
 //
 //	go test -run '^$' -bench QemuImgConvert -benchtime 3x ./replica/tracker/nbd
-//	file 187-877 MB/s, NBD 153-357 MB/s, NBD/file 0.41-1.00 (disk-bound runs
-//	near 1; page-cache-bound runs show the socket copy)
+//
+//	run   file MB/s   NBD MB/s   NBD/file
+//	1       187.1       153.4     0.82
+//	2       375.6       255.0     0.68
+//	3       877.1       357.2     0.41   (page cache fast: socket copy shows)
+//	4       122.1       118.8     0.97   (disk-bound: no difference)
 //
 // With a backend that drops writes, the same convert reaches 657 MB/s
 // (806 MB/s with -W): the ceiling of the protocol path on this machine. In a

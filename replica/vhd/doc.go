@@ -1,0 +1,47 @@
+// Package vhd reads and writes virtual disk images: Microsoft VHD files
+// (fixed, dynamic, differencing; "Virtual Hard Disk Image Format
+// Specification", 2006) and raw images. It owns the on-disk format: footer,
+// dynamic header, block allocation table (BAT), sector bitmaps, parent
+// locators, and the allocated-range listing the initial copy uses to skip
+// what was never written. Replica disks are fixed VHDs made by CreateFixed.
+//
+// Decisions:
+//
+//   - Detection: a "conectix" footer in the last 512 bytes makes a VHD;
+//     without one, a valid dynamic or differencing footer copy at offset 0
+//     makes a VHD whose tail was lost (readable by Open, refused by
+//     OpenWritable, flagged by Inspect); anything else is raw. Old 511-byte
+//     footers are not recognised.
+//   - Strictness: bad cookies or checksums, fixed files whose size is not
+//     footer size + 512, a BAT smaller than the virtual size, and BAT
+//     entries outside the data area or over the footer copy, header or BAT
+//     are errors (*FormatError naming file, field and offset, wrapping one
+//     sentinel). A parent of another size is allowed: reads past its end
+//     are zeros.
+//   - Bounds: block size a power of two, MinBlockSize (512 B) to
+//     MaxBlockSize (256 MiB); the BAT must lie inside the file, so it never
+//     holds more than file size / 4 entries; virtual size at most 2^50;
+//     parent locators at most 64 KiB; chains at most 16 disks, loops caught
+//     by comparing files. Every allocation is bounded by the file size.
+//   - Reads: dynamic disks ignore the sector bitmap (as qemu and Hyper-V do)
+//     and read each block piece with one pread; differencing disks read runs
+//     of set bitmap bits from the file and the rest from the parent.
+//   - Writes: a new block goes at the old footer's place; the footer is
+//     copied past the block first, then bitmap and data are written, then
+//     the BAT entry, so the file is a valid VHD between any two steps.
+//     Dynamic blocks get an all-ones bitmap (like qemu); differencing blocks
+//     start all-zero and writes are widened to whole sectors with the bytes
+//     the disk reads there now. WriteAt holds a mutex; ReadAt a read lock.
+//   - Parent chain: the parent must carry the child's parent UUID; the
+//     parent time stamp must be 0 or match the parent footer's time stamp or
+//     the parent file's mtime (tools store either). Otherwise ErrBrokenChain.
+//   - Extents are block-granular for VHDs (differencing: union with the
+//     parent's) and SEEK_DATA/SEEK_HOLE regions for fixed and raw files.
+//   - Only regular files are opened.
+//
+// Measured (2 shared cores, page cache, 1 MiB sequential reads of 256 MiB,
+// `go test -bench 'BenchmarkRead(Dynamic|Raw)' -benchtime 30x`, six
+// alternating runs, medians): dynamic 8.3 GB/s, raw 6.7 GB/s, ratio about
+// 1.2 (within the noise of the shared machine; both are one pread per call).
+// FuzzOpen ran 60 s with no failure.
+package vhd

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,8 +27,33 @@ func TestMain(m *testing.M) {
 }
 
 func TestScripts(t *testing.T) {
-	testscript.Run(t, testscript.Params{
-		Dir:                 "testdata/script",
+	testscript.Run(t, params("testdata/script", func(env *testscript.Env) {}))
+}
+
+// TestBackends runs the end-to-end scripts once per target backend, with
+// $TARGET naming a fresh target: a directory, and a container on Azurite.
+func TestBackends(t *testing.T) {
+	t.Run("file", func(t *testing.T) {
+		testscript.Run(t, params("testdata/backends", func(env *testscript.Env) {
+			env.Setenv("TARGET", "file://"+env.WorkDir+"/target")
+		}))
+	})
+	t.Run("azblob", func(t *testing.T) {
+		if os.Getenv("AZURE_STORAGE_CONNECTION_STRING") == "" {
+			if os.Getenv("CI") != "" {
+				t.Fatal("AZURE_STORAGE_CONNECTION_STRING is not set; run the tests with bash .ci/test")
+			}
+			t.Skip("no Azurite: eval \"$(.ci/azurite/azurite.sh start)\" first")
+		}
+		testscript.Run(t, params("testdata/backends", func(env *testscript.Env) {
+			env.Setenv("TARGET", fmt.Sprintf("azblob://devstoreaccount1/e2e-%d-%d", time.Now().UnixNano(), rand.Int64()))
+		}))
+	})
+}
+
+func params(dir string, setup func(*testscript.Env)) testscript.Params {
+	return testscript.Params{
+		Dir:                 dir,
 		RequireExplicitExec: true,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("ASR_STATE", env.WorkDir+"/site.db")
@@ -36,6 +62,7 @@ func TestScripts(t *testing.T) {
 			for _, k := range []string{"AZURE_STORAGE_CONNECTION_STRING", "CI"} {
 				env.Setenv(k, os.Getenv(k))
 			}
+			setup(env)
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -47,7 +74,7 @@ func TestScripts(t *testing.T) {
 			"waitfile": cmdWaitFile,
 			"points":   cmdPoints,
 		},
-	})
+	}
 }
 
 // sleep DURATION

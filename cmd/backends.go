@@ -2,7 +2,6 @@ package cmd
 
 // The target backends register their URL schemes.
 import (
-	// azblob: re-add
-
+	_ "github.com/asr-project/asr/replica/target/azblob"
 	_ "github.com/asr-project/asr/replica/target/file"
 )

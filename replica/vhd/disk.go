@@ -62,8 +62,8 @@ func Open(path string) (*Disk, error) { return openDisk(path, false, nil, nil) }
 // differencing disk stay read-only.
 func OpenWritable(path string) (*Disk, error) { return openDisk(path, true, nil, nil) }
 
-// openDisk opens path; children lists the files of the disks below it in
-// a chain, newest first, to catch loops.
+// openDisk opens path; children holds the files of the differencing disks
+// whose chain led here, so a locator loop is caught.
 func openDisk(path string, writable bool, children []os.FileInfo, info *Info) (*Disk, error) {
 	flag := os.O_RDONLY
 	if writable {

@@ -37,11 +37,14 @@
 //     the parent file's mtime (tools store either). Otherwise ErrBrokenChain.
 //   - Extents are block-granular for VHDs (differencing: union with the
 //     parent's) and SEEK_DATA/SEEK_HOLE regions for fixed and raw files.
-//   - Only regular files are opened.
+//   - Only regular files are opened. A Disk reads the BAT once at open:
+//     blocks another handle allocates later are seen only after reopening,
+//     so a writer and its readers should share one Disk.
 //
 // Measured (2 shared cores, page cache, 1 MiB sequential reads of 256 MiB,
 // `go test -bench 'BenchmarkRead(Dynamic|Raw)' -benchtime 30x`, six
 // alternating runs, medians): dynamic 8.3 GB/s, raw 6.7 GB/s, ratio about
 // 1.2 (within the noise of the shared machine; both are one pread per call).
-// FuzzOpen ran 60 s with no failure.
+// FuzzOpen: 65,101 execs in 60 s on 2 workers, 56 new inputs, no failure
+// (`-fuzztime 60s -fuzzminimizetime 1s`).
 package vhd

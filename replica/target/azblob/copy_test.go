@@ -32,15 +32,20 @@ func (f *fakeCopier) StartCopyFromURL(ctx context.Context, src string, o *blob.S
 	if f.startErr != nil {
 		return blob.StartCopyFromURLResponse{}, f.startErr
 	}
-	return blob.StartCopyFromURLResponse{CopyID: to.Ptr(f.id), CopyStatus: f.start}, nil
+	var id *string
+	if f.id != "" {
+		id = &f.id
+	}
+	return blob.StartCopyFromURLResponse{CopyID: id, CopyStatus: f.start}, nil
 }
 
 func (f *fakeCopier) GetProperties(ctx context.Context, o *blob.GetPropertiesOptions) (blob.GetPropertiesResponse, error) {
-	i := min(f.polled, len(f.polls)-1)
+	n := f.polled
 	f.polled++
+	i := min(n, len(f.polls)-1)
 	id := f.id
-	if i < len(f.pollIDs) {
-		id = f.pollIDs[i]
+	if len(f.pollIDs) > 0 {
+		id = f.pollIDs[min(n, len(f.pollIDs)-1)]
 	}
 	return blob.GetPropertiesResponse{CopyID: to.Ptr(id), CopyStatus: to.Ptr(f.polls[i]), CopyStatusDescription: to.Ptr("500 InternalError")}, nil
 }

@@ -63,18 +63,24 @@
 // qemu-img convert (qemu-utils 7.2, default options) of a 256 MiB raw image
 // (3/4 random data, 1/4 zero runs) into a fresh sparse file directly, and
 // into an export served from a plain file over a Unix socket, same run,
-// 2-core VM shared with other jobs, 3 iterations each:
+// 3 iterations each, on a 2-core VM shared with other jobs (load average
+// 9-17), so the figures scatter widely:
 //
 //	go test -run '^$' -bench QemuImgConvert -benchtime 3x ./replica/tracker/nbd
 //
 //	run   file MB/s   NBD MB/s   NBD/file
 //	1       187.1       153.4     0.82
 //	2       375.6       255.0     0.68
-//	3       877.1       357.2     0.41   (page cache fast: socket copy shows)
-//	4       122.1       118.8     0.97   (disk-bound: no difference)
+//	3       877.1       357.2     0.41
+//	4       122.1       118.8     0.97
+//	5       160.5        95.3     0.59
+//	6       639.5       126.9     0.20
+//	7       143.5       136.2     0.95
 //
-// With a backend that drops writes, the same convert reaches 657 MB/s
-// (806 MB/s with -W): the ceiling of the protocol path on this machine. In a
-// CPU profile of a 24 s benchmark run, the server's goroutines used about
-// 0.3 s: the cost is the extra copy through the socket, not this code.
+// When the disk is the limit the two are close; when the page cache is, the
+// NBD path pays for the extra copy through the socket and the context
+// switches between qemu-img and the server, which CPU contention magnifies.
+// BenchmarkQemuImgConvertNull256M (same copy, the export drops the data)
+// measured 180-792 MB/s. In a CPU profile of a 24 s benchmark run the
+// server's goroutines used about 0.3 s of CPU.
 package nbd

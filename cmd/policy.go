@@ -40,7 +40,6 @@ replaced by the VM's name, for example --freeze 'virsh domfsfreeze {vm}'.`,
 	f.StringVar(&p.ResyncWindow, "resync-window", p.ResyncWindow, "local time window HH:MM-HH:MM when resyncs run")
 	f.StringVar(&p.FreezeCommand, "freeze", "", "command that freezes the VM's file systems ({vm} is replaced)")
 	f.StringVar(&p.ThawCommand, "thaw", "", "command that thaws them again")
-	f.BoolVar(&p.Compression, "compress", false, "compress shipped data when it saves bytes")
 	f.Int64Var(&bwWork, "bandwidth-work-hours", 0, "MiB/s limit Mon-Fri 08:00-18:00 (0 = none)")
 	f.Int64Var(&bwOther, "bandwidth-other-hours", 0, "MiB/s limit at other times (0 = none)")
 	return c

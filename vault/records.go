@@ -17,7 +17,6 @@ type Policy struct {
 	ResyncWindow       string        `json:"resync_window"`
 	FreezeCommand      string        `json:"freeze_command,omitempty"`
 	ThawCommand        string        `json:"thaw_command,omitempty"`
-	Compression        bool          `json:"compression"`
 	// Bandwidth limits in bytes per second; 0 is unlimited.
 	BandwidthWork  int64 `json:"bandwidth_work,omitempty"`
 	BandwidthOther int64 `json:"bandwidth_other,omitempty"`

@@ -1,7 +1,9 @@
 package azblob
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"crypto/rand"
 	"encoding/hex"
 	"flag"
@@ -133,4 +135,55 @@ func TestConformance(t *testing.T) {
 		}
 		return tg
 	})
+}
+
+// TestOpenWrongKey: a key the service refuses is ErrAuth at Open, and the
+// error does not show it.
+func TestOpenWrongKey(t *testing.T) {
+	cs := azurite(t)
+	f, _ := parseConnectionString(cs)
+	bad := "AccountName=" + f["accountname"] + ";AccountKey=" + fakeKey + ";BlobEndpoint=" + f["blobendpoint"]
+	u, _ := url.Parse("azblob://" + f["accountname"] + "/" + testContainer(t, cs))
+	o := testOptions()
+	o.retry.MaxRetries = -1
+	_, err := open(t.Context(), u, lookupCS(bad), o)
+	if !errors.Is(err, target.ErrAuth) {
+		t.Fatalf("Open with a wrong key: error %v, want ErrAuth", err)
+	}
+	if strings.Contains(err.Error(), fakeKey) {
+		t.Errorf("the error shows the key: %v", err)
+	}
+}
+
+// TestAzuriteCopyBug pins the emulator bug that clientCopy works around: a
+// server-side copy shares its page list with the source snapshot, so a
+// write to the copy shows in the snapshot. If this test fails, the pinned
+// Azurite fixed it and clientCopy can go.
+func TestAzuriteCopyBug(t *testing.T) {
+	cs := azurite(t)
+	tg := openAzurite(t, cs, testContainer(t, cs), "", testOptions())
+	if !tg.clientCopy {
+		t.Skip("not an emulator on loopback")
+	}
+	tg.clientCopy = false
+	ctx := t.Context()
+	page := func(b byte) []byte { return bytes.Repeat([]byte{b}, 512) }
+	for _, step := range []error{
+		tg.CreateDisk(ctx, "d", 1<<20),
+		tg.WritePages(ctx, "d", 0, page(0xAA)),
+		tg.Snapshot(ctx, "d", "s"),
+		tg.CopyFromSnapshot(ctx, "d", "s", "c"),
+		tg.WritePages(ctx, "c", 0, page(0xCC)),
+	} {
+		if step != nil {
+			t.Fatal(step)
+		}
+	}
+	got := make([]byte, 512)
+	if err := tg.ReadAt(ctx, "d", "s", got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got[0] == 0xAA {
+		t.Errorf("Azurite's copy no longer shares page lists with its source: remove Target.clientCopy")
+	}
 }

@@ -142,3 +142,21 @@ func TestCheckNames(t *testing.T) {
 		t.Errorf("checkKey of a point name: %v", err)
 	}
 }
+
+func FuzzParseConnectionString(f *testing.F) {
+	f.Add("AccountName=a;AccountKey=" + fakeKey + ";BlobEndpoint=http://127.0.0.1:1/a;")
+	f.Add("UseDevelopmentStorage=true")
+	f.Add("SharedAccessSignature=sv=1&sig=x==;BlobEndpoint=https://h")
+	f.Fuzz(func(t *testing.T, cs string) {
+		cred, err := resolveCredentials("acct1", cfgOf(map[string]string{EnvConnectionString: cs}))
+		if err != nil {
+			if !errors.Is(err, target.ErrInvalid) {
+				t.Fatalf("error %v is not ErrInvalid", err)
+			}
+			return
+		}
+		if err := checkEndpoint("acct1", cred.endpoint); err != nil {
+			t.Fatalf("accepted endpoint %q fails the HTTPS rule: %v", cred.endpoint, err)
+		}
+	})
+}

@@ -1,6 +1,7 @@
 package azblob
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net/http"
@@ -115,4 +116,34 @@ func TestCopyPollingCancel(t *testing.T) {
 	if !started || !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled wait: started %v, error %v; want true, context.Canceled", started, err)
 	}
+}
+
+func FuzzPlan(f *testing.F) {
+	f.Add([]byte{0, 1}, uint16(600))
+	f.Fuzz(func(t *testing.T, pattern []byte, pages uint16) {
+		// Build a write from a pattern of zero and non-zero pages.
+		n := int(pages)%(target.MaxWrite/target.PageSize) + 1
+		p := make([]byte, n*target.PageSize)
+		for i := range n {
+			if len(pattern) > 0 && pattern[i%len(pattern)]&1 == 1 {
+				p[i*target.PageSize+int(pattern[i%len(pattern)])%target.PageSize] = 1
+			}
+		}
+		var next int64
+		for _, r := range plan(p) {
+			if r.off != next || r.n <= 0 || r.off%target.PageSize != 0 || r.n%target.PageSize != 0 {
+				t.Fatalf("run %+v does not follow on at %d in page units", r, next)
+			}
+			if r.zero && !bytes.Equal(p[r.off:r.off+r.n], make([]byte, r.n)) {
+				t.Fatalf("run %+v is cleared but holds data", r)
+			}
+			if r.zero && r.n < zeroRunMin && r.n != int64(len(p)) {
+				t.Fatalf("run %+v is a short zero run cleared on its own", r)
+			}
+			next = r.off + r.n
+		}
+		if next != int64(len(p)) {
+			t.Fatalf("runs cover %d of %d bytes", next, len(p))
+		}
+	})
 }

@@ -3,7 +3,6 @@ package azblob
 import (
 	"bytes"
 	"errors"
-	"io"
 	mrand "math/rand/v2"
 	"net"
 	"net/url"
@@ -269,5 +268,3 @@ func firstDiffAt(a, b []byte) int {
 	}
 	return min(len(a), len(b))
 }
-
-var _ io.Reader = (*bytes.Reader)(nil)

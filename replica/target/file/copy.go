@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/asr-project/asr/replica/vhd"
+
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
 
@@ -22,13 +24,13 @@ func (t *Target) newDiskFile(size int64) (*os.File, error) {
 	if err != nil {
 		return nil, ioErr("create a temporary disk in", dir, err)
 	}
-	footer := fixedFooter(size, [16]byte(uuid.New()), time.Now())
+	footer := vhd.FixedFooter(size, [16]byte(uuid.New()), time.Now())
 	err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 	if err == nil {
 		err = f.Truncate(size + footerSize)
 	}
 	if err == nil {
-		_, err = f.WriteAt(footer[:], size)
+		_, err = f.WriteAt(footer, size)
 	}
 	if err != nil {
 		discard(f)

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"syscall"
 	"strconv"
 	"testing"
 	"time"
@@ -73,6 +75,7 @@ func params(dir string, setup func(*testscript.Env)) testscript.Params {
 			"tree":     cmdTree,
 			"waitfile": cmdWaitFile,
 			"points":   cmdPoints,
+			"sigterm":  cmdSigterm,
 		},
 	}
 }
@@ -186,4 +189,19 @@ func cmdPoints(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Setenv(fmt.Sprintf("P%d", i+1), p.ID)
 	}
 	ts.Setenv("NPOINTS", strconv.Itoa(len(pts)))
+}
+
+// sigterm WORD sends SIGTERM to the background commands that have WORD
+// among their arguments (testscript's kill knows only INT and KILL).
+func cmdSigterm(ts *testscript.TestScript, neg bool, args []string) {
+	n := 0
+	for _, c := range ts.BackgroundCmds() {
+		if slices.Contains(c.Args, args[0]) && c.Process != nil {
+			ts.Check(c.Process.Signal(syscall.SIGTERM))
+			n++
+		}
+	}
+	if n == 0 {
+		ts.Fatalf("no background command with argument %q", args[0])
+	}
 }

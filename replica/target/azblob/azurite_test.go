@@ -3,9 +3,9 @@ package azblob
 import (
 	"bytes"
 	"context"
-	"errors"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"net/url"
 	"os"
@@ -49,7 +49,7 @@ func azurite(t *testing.T) string {
 }
 
 // testContainer names a fresh container and deletes it when the test ends.
-func testContainer(t *testing.T, cs string) string {
+func testContainer(t testing.TB, cs string) string {
 	t.Helper()
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -70,7 +70,7 @@ func testContainer(t *testing.T, cs string) string {
 }
 
 // accountOf reads AccountName from a connection string.
-func accountOf(t *testing.T, cs string) string {
+func accountOf(t testing.TB, cs string) string {
 	t.Helper()
 	f, err := parseConnectionString(cs)
 	if err != nil || f["accountname"] == "" {
@@ -96,7 +96,7 @@ func testOptions() options {
 }
 
 // openAzurite opens azblob://ACCOUNT/CONTAINER/PREFIX on the emulator.
-func openAzurite(t *testing.T, cs, cont, prefix string, o options) *Target {
+func openAzurite(t testing.TB, cs, cont, prefix string, o options) *Target {
 	t.Helper()
 	u, err := url.Parse("azblob://" + accountOf(t, cs) + "/" + cont + "/" + prefix)
 	if err != nil {

@@ -217,3 +217,44 @@ func TestSnapshotRace(t *testing.T) {
 		t.Errorf("%d blob snapshots after 4 named ones; the losers' were not removed", snaps)
 	}
 }
+
+// TestZeroWrites: zero pages written over data take effect, and the
+// cleared ranges leave the page list (the blob stays sparse).
+func TestZeroWrites(t *testing.T) {
+	cs := azurite(t)
+	tg := openAzurite(t, cs, testContainer(t, cs), "", testOptions())
+	ctx := t.Context()
+	const size = 8 << 20
+	if err := tg.CreateDisk(ctx, "d", size); err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(4, target.MaxWrite)
+	for _, off := range []int64{0, target.MaxWrite} {
+		if err := tg.WritePages(ctx, "d", off, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// All zero: one Clear Pages over the first 4 MiB.
+	if err := tg.WritePages(ctx, "d", 0, make([]byte, target.MaxWrite)); err != nil {
+		t.Fatal(err)
+	}
+	// Mixed: data, a 1 MiB zero run, data, in the second 4 MiB.
+	mixed := randomBytes(5, target.MaxWrite)
+	clear(mixed[1<<20 : 2<<20])
+	if err := tg.WritePages(ctx, "d", target.MaxWrite, mixed); err != nil {
+		t.Fatal(err)
+	}
+	want := append(make([]byte, target.MaxWrite), mixed...)
+	got := make([]byte, size)
+	if err := tg.ReadAt(ctx, "d", "", got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("zero writes did not take effect (first difference at %d)", firstDiffAt(got, want))
+	}
+	rs, err := tg.Ranges(ctx, "d", "")
+	wantRs := []target.Extent{{Off: 4 << 20, Len: 1 << 20}, {Off: 6 << 20, Len: 2 << 20}}
+	if err != nil || !reflect.DeepEqual(rs, wantRs) {
+		t.Errorf("Ranges = %v, %v; want %v", rs, err, wantRs)
+	}
+}

@@ -10,8 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"net/url"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/replica/vhd"
@@ -32,6 +34,9 @@ type freeSpacer interface {
 func (e *Engine) EnableProtection(ctx context.Context, req Protect) (vault.Job, error) {
 	if err := CheckName("VM", req.VM); err != nil {
 		return vault.Job{}, err
+	}
+	if u, err := url.Parse(req.Target); err != nil || u.User != nil || u.RawQuery != "" {
+		return vault.Job{}, fmt.Errorf("target URL %q: give credentials through the environment or config, never in the URL (it is stored in the state file): %w", redact(req.Target), ErrInvalid)
 	}
 	lock, err := e.Vault.LockVM(req.VM)
 	if err != nil {
@@ -264,4 +269,12 @@ func removeFromTarget(ctx context.Context, t target.Target, it *vault.Item) erro
 		}
 	}
 	return nil
+}
+
+// redact drops what may be a secret from a URL before it is shown.
+func redact(raw string) string {
+	if i := strings.IndexAny(raw, "?@"); i >= 0 {
+		return raw[:i] + "…"
+	}
+	return raw
 }

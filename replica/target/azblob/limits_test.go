@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -173,7 +174,8 @@ func TestServerCopy(t *testing.T) {
 }
 
 // TestSnapshotRace: two handles name the same snapshot at once; both
-// succeed, one name is listed, and the loser's blob snapshot is removed.
+// succeed, each name is listed once, and exactly the named blob snapshots
+// remain (the losers' are removed, a shared one is kept).
 func TestSnapshotRace(t *testing.T) {
 	cs := azurite(t)
 	cont := testContainer(t, cs)
@@ -195,27 +197,78 @@ func TestSnapshotRace(t *testing.T) {
 			t.Fatalf("round %d: Snapshot errors %v, %v", round, errs[0], errs[1])
 		}
 	}
-	names, err := b.Snapshots(ctx, "d")
-	if err != nil || len(names) != 4 {
-		t.Fatalf("Snapshots = %v, %v; want 4 names", names, err)
+	recs, err := b.snapshotRecords(ctx, "d")
+	if err != nil || len(recs) != 4 {
+		t.Fatalf("records = %v, %v; want 4", recs, err)
 	}
-	prefix := a.diskBlob("d")
-	pager := a.cont.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix, Include: container.ListBlobsInclude{Snapshots: true}})
-	snaps := 0
+	named := map[string]bool{}
+	for _, r := range recs {
+		named[r.ts] = true
+	}
+	if got := blobSnapshots(t, a, "d"); !reflect.DeepEqual(got, named) {
+		t.Errorf("blob snapshots %v, named %v: the losers' were not removed, or a named one was", got, named)
+	}
+}
+
+// blobSnapshots lists the Azure snapshot timestamps of a disk's blob.
+func blobSnapshots(t *testing.T, tg *Target, disk string) map[string]bool {
+	t.Helper()
+	prefix := tg.diskBlob(disk)
+	pager := tg.cont.NewListBlobsFlatPager(&container.ListBlobsFlatOptions{Prefix: &prefix, Include: container.ListBlobsInclude{Snapshots: true}})
+	snaps := map[string]bool{}
 	for pager.More() {
-		page, err := pager.NextPage(ctx)
+		page, err := pager.NextPage(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, it := range page.Segment.BlobItems {
 			if it.Snapshot != nil && *it.Snapshot != "" {
-				snaps++
+				snaps[*it.Snapshot] = true
 			}
 		}
 	}
-	if snaps != 4 {
-		t.Errorf("%d blob snapshots after 4 named ones; the losers' were not removed", snaps)
+	return snaps
+}
+
+// TestSnapshotSameInstant: Azurite stamps snapshots to the millisecond, so
+// two names taken at once (concurrently here) may share one blob snapshot;
+// deleting one name must leave the other readable.
+func TestSnapshotSameInstant(t *testing.T) {
+	cs := azurite(t)
+	tg := openAzurite(t, cs, testContainer(t, cs), "", testOptions())
+	ctx := t.Context()
+	if err := tg.CreateDisk(ctx, "d", 1<<20); err != nil {
+		t.Fatal(err)
 	}
+	want := bytes.Repeat([]byte{0x5A}, 512)
+	if err := tg.WritePages(ctx, "d", 0, want); err != nil {
+		t.Fatal(err)
+	}
+	shared := 0
+	for i := range 8 {
+		x, y := fmt.Sprintf("x%d", i), fmt.Sprintf("y%d", i)
+		var ex, ey error
+		var wg sync.WaitGroup
+		wg.Go(func() { ex = tg.Snapshot(ctx, "d", x) })
+		wg.Go(func() { ey = tg.Snapshot(ctx, "d", y) })
+		wg.Wait()
+		if err := errors.Join(ex, ey); err != nil {
+			t.Fatal(err)
+		}
+		tx, _, _ := tg.resolve(ctx, "d", x)
+		ty, _, _ := tg.resolve(ctx, "d", y)
+		if tx == ty {
+			shared++
+		}
+		if err := tg.DeleteSnapshot(ctx, "d", x); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, 512)
+		if err := tg.ReadAt(ctx, "d", y, got, 0); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("round %d: snapshot %s after deleting %s (same stamp: %v): %v", i, y, x, tx == ty, err)
+		}
+	}
+	t.Logf("%d of 8 pairs shared a timestamp", shared)
 }
 
 // TestZeroWrites: zero pages written over data take effect, and the

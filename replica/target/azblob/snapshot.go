@@ -53,7 +53,7 @@ func (t *Target) Snapshot(ctx context.Context, disk, name string) error {
 	})
 	if err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		_ = t.deleteBlobSnapshot(cctx, disk, ts) // best effort; DeleteDisk removes leftovers
+		_ = t.dropUnnamed(cctx, disk, ts) // best effort; DeleteDisk removes leftovers
 		cancel()
 		if alreadyThere(err) {
 			return nil // another writer named this snapshot first; keep theirs
@@ -182,8 +182,26 @@ func (t *Target) DeleteSnapshot(ctx context.Context, disk, name string) error {
 	if err := t.deleteRecord(ctx, disk, name); err != nil {
 		return err
 	}
+	return t.dropUnnamed(ctx, disk, ts)
+}
+
+// dropUnnamed deletes a blob snapshot unless a record still names it.
+// Azure gives every snapshot of a blob its own timestamp, but Azurite's
+// have millisecond resolution: two snapshots taken within one millisecond
+// are one, possibly under two names, and deleting it for one name (or for
+// the loser of a naming race) would empty the other.
+func (t *Target) dropUnnamed(ctx context.Context, disk, ts string) error {
+	recs, err := t.snapshotRecords(ctx, disk)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if r.ts == ts {
+			return nil
+		}
+	}
 	if err := t.deleteBlobSnapshot(ctx, disk, ts); err != nil {
-		return t.fail(err, fmt.Sprintf("delete snapshot %q (%s) of disk %q", name, ts, disk))
+		return t.fail(err, fmt.Sprintf("delete blob snapshot %s of disk %q", ts, disk))
 	}
 	return nil
 }

@@ -11,14 +11,20 @@ func byteSum(b []byte) uint32 {
 	const lanes = 0x00FF00FF00FF00FF
 	var s uint32
 	for len(b) >= 1024 {
-		var a, c uint64
-		for i := 0; i < 1024; i += 16 {
-			w := binary.LittleEndian.Uint64(b[i:])
-			x := binary.LittleEndian.Uint64(b[i+8:])
+		var a, c, d, e uint64
+		p := b[:1024]
+		for i := 0; i < 1024; i += 32 {
+			q := p[i : i+32]
+			w := binary.LittleEndian.Uint64(q)
+			x := binary.LittleEndian.Uint64(q[8:])
+			y := binary.LittleEndian.Uint64(q[16:])
+			z := binary.LittleEndian.Uint64(q[24:])
 			a += w&lanes + (w>>8)&lanes
 			c += x&lanes + (x>>8)&lanes
+			d += y&lanes + (y>>8)&lanes
+			e += z&lanes + (z>>8)&lanes
 		}
-		s += fold(a) + fold(c)
+		s += fold(a+c) + fold(d+e)
 		b = b[1024:]
 	}
 	var a uint64

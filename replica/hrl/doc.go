@@ -65,7 +65,17 @@
 // entry, memory proportional to the live extents (1,000,000 tiny writes to
 // a 4 KiB region: under 1,000 allocations in total).
 //
-// # Measured (2 shared vCPUs, page cache, Go 1.26)
+// # Measured (2 shared vCPUs, ext4 on a virtual disk, Go 1.26)
 //
-// See the report in the lead's notes; figures are filled in below.
+// Append (Write, then Close with its fsyncs) against plain sequential
+// os.File writes + fsync, 256 MiB per run, six alternating runs, median:
+// 4 KiB 393 vs 372 MB/s (1.06, within noise), 64 KiB 903 vs 1185 MB/s
+// (0.76: the data checksum, about 19% of the writer's CPU), 1 MiB 1114
+// vs 813 MB/s (plain was bimodal, 415-1239; best runs 1136 vs 1239, 0.92).
+// byteSum: 8-13 GB/s. Open+Coalesce of a 256 MiB log (4030 entries, half
+// overwrites, 2507 live extents): 3.4-5.7 GB/s from the page cache, 1.8 MB
+// and 2539 allocations per run. Fixed-volume runs:
+// go test -run '^$' -bench '^BenchmarkAppend$/^64KiB$' -benchtime 4096x
+// (4 KiB: 65536x, 1 MiB: 256x). Anchor the sub-benchmark name: "4KiB$"
+// also matches 64KiB and 1024KiB, and 65536 1 MiB writes are 64 GiB.
 package hrl

@@ -166,3 +166,27 @@ func TestStampClamps(t *testing.T) {
 		t.Error("times before 2000 do not clamp to 0")
 	}
 }
+
+// TestFirstBlockWithEntries: a log whose first block lists writes (their
+// data right after the header, as HRL.md's replay rule allows, and as a
+// writer other than asr may do) reads back.
+func TestFirstBlockWithEntries(t *testing.T) {
+	data := []byte("0123456789")
+	blockOff := 4096 + len(data)
+	b := make([]byte, blockOff+512)
+	copy(b[4096:], data)
+	var sum uint32
+	for _, v := range data {
+		sum += uint32(v)
+	}
+	marshalBlock(b[blockOff:], 0, []rawEntry{{Off: 4096, Len: 10, DataSum: ^sum}})
+	h := header{Cookie: cookie, Version: Version2, MetadataSize: 512, EOL: uint64(len(b)), CurrentSize: uint64(len(b)), TotalEntries: 1}
+	h.marshal(b[:4096])
+	l, _, err := readLog(bytes.NewReader(b), int64(len(b)), "first.hrl", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Entries) != 1 || l.Entries[0] != (Entry{Off: 4096, Len: 10, FileOff: 4096, Time: unstamp(0)}) {
+		t.Fatalf("entries %+v", l.Entries)
+	}
+}

@@ -55,10 +55,9 @@
 // overwrites old data and keeps the blob sparse; the rest as Put Page. The
 // engine runs WritePages concurrently itself; no bulk uploader here.
 //
-// The VHD footer is written by a stopgap in footer.go ("conectix", creator
-// "win ", CHS per the VHD spec, disk type 2, fresh unique id); it should
-// move to replica/vhd's FixedFooter. A CreateDisk interrupted before its
-// footer is finished by the next CreateDisk of the same size.
+// The VHD footer comes from vhd.FixedFooter with a fresh unique id. A
+// CreateDisk interrupted before its footer is written has it written by
+// the next CreateDisk of the same size; a copy gets its own unique id.
 //
 // # Errors and retries
 //
@@ -91,6 +90,10 @@
 //     endpoint CopyFromSnapshot therefore copies the snapshot's ranges
 //     through the client (TestAzuriteCopyBug pins the bug; TestServerCopy
 //     covers the Azure path on the emulator without writing to the copy);
+//   - its snapshot timestamps have millisecond resolution, so two snapshots
+//     taken within one millisecond are one blob snapshot, maybe under two
+//     names: a blob snapshot is deleted only when no record names it
+//     (dropUnnamed), and names with equal stamps list in name order;
 //   - its copies finish at once, so the polling is tested on a fake;
 //   - GetPageRangesDiff ignores the previous snapshot: nothing here uses
 //     it, and nothing should rely on it under Azurite;

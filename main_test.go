@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -53,6 +54,18 @@ func TestBackends(t *testing.T) {
 	})
 }
 
+// TestAzuriteRestart runs scripts that start, restart and stop an Azurite
+// of their own, so they never disturb the one other tests share.
+func TestAzuriteRestart(t *testing.T) {
+	if _, err := exec.LookPath("node"); err != nil && os.Getenv("CI") == "" {
+		t.Skip("no node to run Azurite")
+	}
+	testscript.Run(t, params("testdata/azure", func(env *testscript.Env) {
+		env.Setenv("AZURE_STORAGE_CONNECTION_STRING", "")
+		env.Defer(func() { azurite(env.WorkDir, env.Getenv, "stop") })
+	}))
+}
+
 func params(dir string, setup func(*testscript.Env)) testscript.Params {
 	return testscript.Params{
 		Dir:                 dir,
@@ -76,6 +89,7 @@ func params(dir string, setup func(*testscript.Env)) testscript.Params {
 			"waitfile": cmdWaitFile,
 			"points":   cmdPoints,
 			"sigterm":  cmdSigterm,
+			"azurite":  cmdAzurite,
 		},
 	}
 }
@@ -203,5 +217,30 @@ func cmdSigterm(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	if n == 0 {
 		ts.Fatalf("no background command with argument %q", args[0])
+	}
+}
+
+// azurite runs .ci/azurite/azurite.sh with its state in dir/azurite and
+// returns what it printed.
+func azurite(dir string, getenv func(string) string, verb string) (string, error) {
+	root, _ := os.Getwd()
+	c := exec.Command("bash", filepath.Join(root, ".ci/azurite/azurite.sh"), verb)
+	c.Env = append(os.Environ(), "ASR_AZURITE_DIR="+filepath.Join(dir, "azurite"))
+	out, err := c.Output()
+	return string(out), err
+}
+
+// azurite start|restart|stop manages the script's own Azurite; start sets
+// $AZURE_STORAGE_CONNECTION_STRING for the commands after it.
+func cmdAzurite(ts *testscript.TestScript, neg bool, args []string) {
+	out, err := azurite(ts.Getenv("WORK"), ts.Getenv, args[0])
+	ts.Check(err)
+	if args[0] == "start" {
+		const prefix = "export AZURE_STORAGE_CONNECTION_STRING="
+		line := strings.TrimSpace(out)
+		if !strings.HasPrefix(line, prefix) {
+			ts.Fatalf("azurite.sh start printed %q", out)
+		}
+		ts.Setenv("AZURE_STORAGE_CONNECTION_STRING", strings.Trim(strings.TrimPrefix(line, prefix), "'"))
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
 	"github.com/asr-project/asr/failover"
@@ -146,12 +145,7 @@ func demoWrites(e *replica.Engine, vm string) error {
 	if err := e.Vault.View(func(tx *vault.Tx) (err error) { it, err = tx.Item(vm); return }); err != nil {
 		return err
 	}
-	var specs []tracker.DiskSpec
-	for _, d := range it.Disks {
-		id, _ := uuid.Parse(d.AppliedID)
-		specs = append(specs, tracker.DiskSpec{Name: d.Name, Path: d.Path, AppliedSeq: d.AppliedSeq, AppliedID: id})
-	}
-	tr, err := tracker.Start(specs)
+	tr, err := tracker.Start(replica.TrackSpecs(it))
 	if err != nil {
 		return err
 	}

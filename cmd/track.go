@@ -9,9 +9,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
+	"github.com/asr-project/asr/replica"
 	"github.com/asr-project/asr/replica/tracker"
 	"github.com/asr-project/asr/replica/tracker/nbd"
 	"github.com/asr-project/asr/vault"
@@ -58,12 +58,7 @@ func runTrack(ctx context.Context, g *globals, vm, sockDir string) error {
 	}
 	defer lock.Unlock()
 
-	var specs []tracker.DiskSpec
-	for _, d := range it.Disks {
-		id, _ := uuid.Parse(d.AppliedID)
-		specs = append(specs, tracker.DiskSpec{Name: d.Name, Path: d.Path, AppliedSeq: d.AppliedSeq, AppliedID: id})
-	}
-	tr, err := tracker.Start(specs)
+	tr, err := tracker.Start(replica.TrackSpecs(it))
 	if err != nil {
 		return err
 	}

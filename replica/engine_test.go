@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/replica/target/file"
 	"github.com/asr-project/asr/replica/tracker"
@@ -79,9 +77,7 @@ func (f *fixture) item(t *testing.T) (it vault.Item, pts []vault.Point) {
 func (f *fixture) write(t *testing.T, off int64, n int, b byte) {
 	t.Helper()
 	it, _ := f.item(t)
-	d := it.Disks[0]
-	id, _ := uuid.Parse(d.AppliedID)
-	tr, err := tracker.Start([]tracker.DiskSpec{{Name: d.Name, Path: d.Path, AppliedSeq: d.AppliedSeq, AppliedID: id}})
+	tr, err := tracker.Start(TrackSpecs(it))
 	if err != nil {
 		t.Fatal(err)
 	}

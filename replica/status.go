@@ -1,6 +1,8 @@
 package replica
 
 import (
+	"github.com/google/uuid"
+
 	"time"
 
 	"github.com/asr-project/asr/replica/tracker"
@@ -63,4 +65,13 @@ func (e *Engine) Statuses(vms []string) ([]Status, error) {
 		return nil
 	})
 	return out, err
+}
+
+// TrackSpecs says where each of the item's disks stands in its log chain,
+// for a tracker to continue it.
+func TrackSpecs(it vault.Item) []tracker.DiskSpec {
+	return mapDisks(&it, func(d vault.Disk) tracker.DiskSpec {
+		id, _ := uuid.Parse(d.AppliedID)
+		return tracker.DiskSpec{Name: d.Name, Path: d.Path, AppliedSeq: d.AppliedSeq, AppliedID: id}
+	})
 }

@@ -29,7 +29,7 @@ var (
 
 // hints say what to do next, per sentinel.
 var hints = map[error]string{
-	ErrNotClosed:   "do not apply it; resync the disk (Salvage narrows the resync to what the log cannot vouch for)",
+	ErrNotClosed:   "the tracker stopped without closing it; do not apply it, resync the disk",
 	ErrCorrupt:     "do not apply it; resync the disk",
 	ErrChainBroken: "a log is missing from the sequence; do not apply the rest, resync the disk",
 	ErrTruncated:   "the file was cut short (interrupted copy?); ship it again or resync the disk",

@@ -151,13 +151,13 @@ func (e *Engine) rotate(ctx context.Context, it *vault.Item) (*vault.Pending, er
 // tracker to rotate; when none runs it holds the tracker lock for the
 // duration of the call, so none can start while it reads the logs.
 func (e *Engine) sealedLogs(ctx context.Context, it *vault.Item) (map[string]tracker.Sealed, error) {
-	if err := os.MkdirAll(e.TrackDir(), 0o700); err != nil {
-		return nil, err
-	}
-	lockPath, sock := tracker.Paths(e.TrackDir(), it.VM)
-	lock, err := vault.LockFile(lockPath, 0)
-	if err != nil {
+	lock, err := e.lockTracker(it.VM)
+	if errors.Is(err, vault.ErrLocked) {
+		_, sock := tracker.Paths(e.TrackDir(), it.VM)
 		return tracker.RequestRotate(ctx, sock)
+	}
+	if err != nil {
+		return nil, err
 	}
 	defer lock.Unlock()
 	out := map[string]tracker.Sealed{}
@@ -171,6 +171,16 @@ func (e *Engine) sealedLogs(ctx context.Context, it *vault.Item) (map[string]tra
 		out[d.Name] = tracker.Sealed{Seq: last.Seq, ID: info.UniqueID.String()}
 	}
 	return out, nil
+}
+
+// lockTracker takes a VM's tracker lock without waiting: ErrLocked means
+// an `asr track` holds it.
+func (e *Engine) lockTracker(vm string) (*vault.Lock, error) {
+	if err := os.MkdirAll(e.TrackDir(), 0o700); err != nil {
+		return nil, err
+	}
+	lockPath, _ := tracker.Paths(e.TrackDir(), vm)
+	return vault.LockFile(lockPath, 0)
 }
 
 // runHook runs an operator's freeze or thaw command with {vm} replaced.

@@ -234,6 +234,12 @@ func (e *Engine) DisableProtection(ctx context.Context, vm string, keepReplica b
 	if err := e.Vault.View(func(tx *vault.Tx) (err error) { it, err = tx.Item(vm); return }); err != nil {
 		return err
 	}
+	// A running tracker would go on logging writes nobody ships.
+	trackLock, err := e.lockTracker(vm)
+	if err != nil {
+		return fmt.Errorf("asr track is running for %s; stop it first: %w", vm, err)
+	}
+	defer trackLock.Unlock()
 	if !keepReplica {
 		t, err := e.openTarget(ctx, it.Target)
 		if err != nil {

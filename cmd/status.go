@@ -1,9 +1,11 @@
 package cmd
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/asr-project/asr/vault"
 	"github.com/spf13/cobra"
 )
 
@@ -42,11 +44,15 @@ func runStatus(g *globals, args []string) error {
 		if !s.NextDue.IsZero() {
 			next = s.NextDue.Local().Format(time.TimeOnly)
 		}
+		state := s.State
+		if s.State == vault.StateInitialReplication {
+			state += fmt.Sprintf(" %.0f%%", 100*s.Copied)
+		}
 		health := s.Health
 		if s.HealthReason != "" {
 			health += ": " + s.HealthReason
 		}
-		rows = append(rows, []string{s.VM, s.State, health, strconv.Itoa(len(s.Disks)), s.LastPoint,
+		rows = append(rows, []string{s.VM, state, health, strconv.Itoa(len(s.Disks)), s.LastPoint,
 			ago(s.LastPointAt, now), rpo, bytesString(s.PendingBytes), next})
 	}
 	g.table([]string{"VM", "STATE", "HEALTH", "DISKS", "LAST POINT", "AGE", "RPO / FREQ", "PENDING", "NEXT DUE"}, rows)

@@ -20,6 +20,8 @@ type Status struct {
 	PendingBytes int64         `json:"pending_log_bytes"`
 	NextDue      time.Time     `json:"next_due,omitzero"`
 	Points       int           `json:"points"`
+	// Copied is the share of the initial copy done, 0 to 1.
+	Copied float64 `json:"copied"`
 }
 
 // Statuses returns the status of the named VMs, or of all when none is
@@ -57,8 +59,14 @@ func (e *Engine) Statuses(vms []string) ([]Status, error) {
 				s.NextDue = it.LastPointAt.Add(s.Frequency)
 				s.RPOMissed = s.RPO > 2*s.Frequency
 			}
+			var done, total int64
 			for _, d := range it.Disks {
 				s.PendingBytes += tracker.LogBytes(d.Path)
+				done += d.CopiedTo
+				total += d.ReplicaSize
+			}
+			if total > 0 {
+				s.Copied = float64(done) / float64(total)
 			}
 			out = append(out, s)
 		}

@@ -71,17 +71,17 @@ func newPointsExportCmd(g *globals) *cobra.Command {
 			}
 			defer t.Close()
 			ev := &events{g: g}
-			files, err := failover.Export(c.Context(), t, it.VM, point, dir, func(disk string, done, total int64) {
+			p, files, err := failover.Export(c.Context(), t, it.VM, point, dir, func(disk string, done, total int64) {
 				ev.Progress(it.VM, "export "+disk, done, total)
 			})
 			if err != nil {
 				return err
 			}
 			if g.json() {
-				return g.printJSON(map[string]any{"vm": it.VM, "point": point, "files": files})
+				return g.printJSON(map[string]any{"vm": it.VM, "point": p.ID, "time": p.Time, "files": files})
 			}
 			for _, f := range files {
-				ev.Event(it.VM, "exported "+f)
+				ev.Event(it.VM, "exported "+f+" at point "+p.ID)
 			}
 			return nil
 		},

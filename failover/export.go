@@ -38,29 +38,30 @@ func FindPoint(ctx context.Context, t target.Target, vm, id string) (vault.Point
 }
 
 // Export writes every disk of a VM at a recovery point as a fixed VHD named
-// <disk>.vhd in dir and returns their paths. Each file appears only when
-// complete (written under a temporary name, synced, renamed).
-func Export(ctx context.Context, t target.Target, vm, point, dir string, progress Progress) ([]string, error) {
+// <disk>.vhd in dir and returns the point and the files' paths. Each file
+// appears only when complete (written under a temporary name, synced,
+// renamed).
+func Export(ctx context.Context, t target.Target, vm, point, dir string, progress Progress) (vault.Point, []string, error) {
 	m, err := replica.ReadManifest(ctx, t, vm)
 	if err != nil {
-		return nil, err
+		return vault.Point{}, nil, err
 	}
 	p, err := FindPoint(ctx, t, vm, point)
 	if err != nil {
-		return nil, err
+		return p, nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("export directory %s: %w", dir, err)
+		return p, nil, fmt.Errorf("export directory %s: %w", dir, err)
 	}
 	var out []string
 	for _, d := range m.Disks {
 		path := filepath.Join(dir, d.Name+".vhd")
 		if err := exportDisk(ctx, t, d, p.ID, path, progress); err != nil {
-			return out, err
+			return p, out, err
 		}
 		out = append(out, path)
 	}
-	return out, nil
+	return p, out, nil
 }
 
 func exportDisk(ctx context.Context, t target.Target, d replica.ManifestDisk, point, path string, progress Progress) error {

@@ -26,6 +26,9 @@ func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *
 			return err
 		}
 		p, err := e.rotate(ctx, it)
+		if untrusted(err) {
+			return e.markResync(it, err)
+		}
 		if err != nil {
 			return err
 		}
@@ -152,12 +155,18 @@ func (e *Engine) rotate(ctx context.Context, it *vault.Item) (*vault.Pending, er
 // duration of the call, so none can start while it reads the logs.
 func (e *Engine) sealedLogs(ctx context.Context, it *vault.Item) (map[string]tracker.Sealed, error) {
 	lock, err := e.lockTracker(it.VM)
-	if errors.Is(err, vault.ErrLocked) {
+	running := errors.Is(err, vault.ErrLocked)
+	if err != nil && !running {
+		return nil, err
+	}
+	for _, d := range it.Disks {
+		if err := tracker.CheckUntracked(d.Path, running); err != nil {
+			return nil, err
+		}
+	}
+	if running {
 		_, sock := tracker.Paths(e.TrackDir(), it.VM)
 		return tracker.RequestRotate(ctx, sock)
-	}
-	if err != nil {
-		return nil, err
 	}
 	defer lock.Unlock()
 	out := map[string]tracker.Sealed{}
@@ -261,5 +270,6 @@ var errLogTooBig = errors.New("log larger than half the disk")
 // is the way on.
 func untrusted(err error) bool {
 	return errors.Is(err, hrl.ErrCorrupt) || errors.Is(err, hrl.ErrNotClosed) ||
-		errors.Is(err, hrl.ErrChainBroken) || errors.Is(err, hrl.ErrTruncated) || errors.Is(err, errLogTooBig)
+		errors.Is(err, hrl.ErrChainBroken) || errors.Is(err, hrl.ErrTruncated) || errors.Is(err, errLogTooBig) ||
+		errors.Is(err, tracker.ErrUntracked)
 }

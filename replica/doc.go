@@ -19,8 +19,9 @@
 //     below a disk's AppliedSeq are leftovers and are removed on sight.
 //
 // Logs that cannot be trusted (not closed properly, corrupt, a broken UUID
-// chain, or more log than half the disk) are never applied: the item moves
-// to ResyncRequired with health Warning.
+// chain, or more log than half the disk), and disks changed while no tracker
+// ran (tracker.CheckUntracked), are never applied: the item moves to
+// ResyncRequired with health Warning.
 //
 // Target layout written by the engine (beside the backends' own):
 //

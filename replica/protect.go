@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/asr-project/asr/replica/target"
+	"github.com/asr-project/asr/replica/tracker"
 	"github.com/asr-project/asr/replica/vhd"
 	"github.com/asr-project/asr/vault"
 )
@@ -80,6 +81,13 @@ func (e *Engine) EnableProtection(ctx context.Context, req Protect) (vault.Job, 
 	if !resume {
 		if err := e.Vault.Update(func(tx *vault.Tx) error { return tx.PutItem(it) }); err != nil {
 			return j.j, j.finish(err)
+		}
+		// From here every change to the disks must be tracked. A rerun keeps
+		// the first stamp, so changes between the runs still count.
+		for _, d := range it.Disks {
+			if err := tracker.Stamp(d.Path); err != nil {
+				return j.j, j.finish(fmt.Errorf("disk %s: %w", d.Path, err))
+			}
 		}
 	}
 	err = e.initial(ctx, t, site.Name, &it, j)
@@ -255,6 +263,7 @@ func (e *Engine) DisableProtection(ctx context.Context, vm string, keepReplica b
 	}
 	for _, d := range it.Disks {
 		removeLogs(d.Path, ^uint64(0))
+		tracker.ForgetStamps(d.Path)
 	}
 	return nil
 }

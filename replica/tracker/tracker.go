@@ -3,6 +3,7 @@ package tracker
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 
 	"github.com/google/uuid"
@@ -80,6 +81,12 @@ func (t *Tracker) open(s DiskSpec) (*Disk, error) {
 		info, _ := hrl.Inspect(logs[n-1].Path)
 		prev = info.UniqueID
 	}
+	if errors.Is(CheckUntracked(s.Path, false), ErrUntracked) {
+		// Keep the evidence: this tracker's own stamp at Close would hide it.
+		if err := os.WriteFile(markerPath(s.Path), nil, 0o600); err != nil {
+			return nil, err
+		}
+	}
 	vd, err := vhd.OpenWritable(s.Path)
 	if err != nil {
 		return nil, fmt.Errorf("track disk %s: %w", s.Name, err)
@@ -154,6 +161,10 @@ func (t *Tracker) Close() error {
 			d.log = nil
 		}
 		errs = append(errs, d.vd.Close())
+		if t.failed == nil {
+			// Every write to the disk is in a sealed log now.
+			errs = append(errs, Stamp(d.path))
+		}
 	}
 	if t.failed == nil {
 		t.failed = ErrClosed

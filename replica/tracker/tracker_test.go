@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -175,4 +176,40 @@ func readFileAt(path string, off, n int64) ([]byte, error) {
 	p := make([]byte, n)
 	_, err = f.ReadAt(p, off)
 	return p, err
+}
+
+func TestUntrackedChangesAreCaught(t *testing.T) {
+	spec := newDisks(t, "os")[0]
+	if err := CheckUntracked(spec.Path, false); err != nil {
+		t.Fatalf("no stamp yet: %v", err)
+	}
+	if err := Stamp(spec.Path); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckUntracked(spec.Path, false); err != nil {
+		t.Fatalf("unchanged disk: %v", err)
+	}
+	later := time.Now().Add(time.Minute)
+	os.Chtimes(spec.Path, later, later)
+	if err := CheckUntracked(spec.Path, false); !errors.Is(err, ErrUntracked) {
+		t.Fatalf("changed disk: %v, want ErrUntracked", err)
+	}
+	if err := CheckUntracked(spec.Path, true); err != nil {
+		t.Fatalf("a running tracker's writes move the time: %v", err)
+	}
+	// A tracker started now keeps the evidence past its own stamp.
+	tr, err := Start([]DiskSpec{spec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.Close()
+	for _, running := range []bool{false, true} {
+		if err := CheckUntracked(spec.Path, running); !errors.Is(err, ErrUntracked) {
+			t.Fatalf("after a tracker (running=%v): %v, want ErrUntracked", running, err)
+		}
+	}
+	ForgetStamps(spec.Path)
+	if err := CheckUntracked(spec.Path, false); err != nil {
+		t.Fatalf("after ForgetStamps: %v", err)
+	}
 }

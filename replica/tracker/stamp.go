@@ -1,0 +1,74 @@
+package tracker
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// A disk changed while nobody tracked it (the VM run straight on the file,
+// a manual repair) would leave the replica silently behind. VHD has no
+// DataWriteGuid to catch that, so asr keeps the disk's modification time
+// from the last moment every write was accounted for in <disk>.asr-stamp:
+// written before the initial copy reads the disk and when a tracker closes
+// cleanly. A disk whose time differs from its stamp changed untracked.
+// A tracker that finds such a change when it starts leaves
+// <disk>.asr-untracked behind, since its own stamp would hide it.
+
+// ErrUntracked: the disk changed while no tracker logged its writes.
+var ErrUntracked = errors.New("disk changed while not tracked")
+
+func stampPath(disk string) string  { return disk + ".asr-stamp" }
+func markerPath(disk string) string { return disk + ".asr-untracked" }
+
+// Stamp records the disk's current modification time as accounted for.
+func Stamp(disk string) error {
+	fi, err := os.Stat(disk)
+	if err != nil {
+		return err
+	}
+	tmp := stampPath(disk) + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strconv.FormatInt(fi.ModTime().UnixNano(), 10)), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, stampPath(disk))
+}
+
+// CheckUntracked returns ErrUntracked if a tracker found the disk changed
+// when it started or, unless a tracker is running (its own writes move the
+// time), if the disk changed since its stamp. A disk with no stamp passes:
+// there is nothing to compare with.
+func CheckUntracked(disk string, running bool) error {
+	if _, err := os.Stat(markerPath(disk)); err == nil {
+		return fmt.Errorf("disk %s: a tracker found it changed before it started: %w", disk, ErrUntracked)
+	}
+	if running {
+		return nil
+	}
+	data, err := os.ReadFile(stampPath(disk))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	want, err := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+	if err != nil {
+		return fmt.Errorf("disk %s: unreadable stamp %s: %w", disk, stampPath(disk), ErrUntracked)
+	}
+	fi, err := os.Stat(disk)
+	if err != nil {
+		return err
+	}
+	if got := fi.ModTime().UnixNano(); got != want {
+		return fmt.Errorf("disk %s: modified at %s, after the last tracked write: %w", disk, fi.ModTime().UTC().Format("2006-01-02T15:04:05.000Z"), ErrUntracked)
+	}
+	return nil
+}
+
+// ForgetStamps removes a disk's stamp and marker (protection disabled).
+func ForgetStamps(disk string) {
+	os.Remove(stampPath(disk))
+	os.Remove(markerPath(disk))
+}

@@ -63,20 +63,25 @@ func spans(exts []hrl.Extent) []span {
 }
 
 // applyDisk applies the logs a pending point covers to one replica disk and
-// returns the bytes written. Logs that can't be trusted send the item to
+// returns the bytes written and the UUID of the last log applied (the one
+// the next log must chain from). Logs that can't be trusted send the item to
 // resync instead.
-func (e *Engine) applyDisk(ctx context.Context, t target.Target, it *vault.Item, d vault.Disk, j *job) (int64, error) {
+func (e *Engine) applyDisk(ctx context.Context, t target.Target, it *vault.Item, d vault.Disk, j *job) (int64, string, error) {
 	logs, err := pendingLogs(&d, it.Pending.UpTo[d.Name])
 	if err != nil {
 		if untrusted(err) {
-			return 0, e.markResync(it, err)
+			return 0, "", e.markResync(it, err)
 		}
-		return 0, err
+		return 0, "", err
+	}
+	last := d.AppliedID
+	if len(logs) > 0 {
+		last = logs[len(logs)-1].ID.String()
 	}
 	files := make([]*os.File, len(logs))
 	for i, l := range logs {
 		if files[i], err = os.Open(l.Path); err != nil {
-			return 0, err
+			return 0, "", err
 		}
 		defer files[i].Close()
 	}
@@ -124,7 +129,7 @@ func (e *Engine) applyDisk(ctx context.Context, t target.Target, it *vault.Item,
 	if first == nil {
 		first = ctx.Err()
 	}
-	return written, first
+	return written, last, first
 }
 
 // writeSpan fills buf with the span's extents, reading first from the

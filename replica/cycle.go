@@ -39,16 +39,17 @@ func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *
 		crashpoint("rotated")
 	}
 	p := it.Pending
-	for i := range it.Disks {
-		d := it.Disks[i]
+	lastIDs := make([]string, len(it.Disks))
+	for i, d := range it.Disks {
 		if err := j.step("apply logs to " + d.Name); err != nil {
 			return err
 		}
-		n, err := e.applyDisk(ctx, t, it, d, j)
+		n, last, err := e.applyDisk(ctx, t, it, d, j)
 		j.j.Bytes += n
 		if err != nil {
 			return err
 		}
+		lastIDs[i] = last
 	}
 	crashpoint("applied")
 	if err := j.step("snapshot " + p.Point); err != nil {
@@ -67,7 +68,7 @@ func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *
 	crashpoint("point-written")
 	for i := range it.Disks {
 		it.Disks[i].AppliedSeq = p.UpTo[it.Disks[i].Name]
-		it.Disks[i].AppliedID = p.IDs[it.Disks[i].Name]
+		it.Disks[i].AppliedID = lastIDs[i]
 	}
 	it.Pending = nil
 	it.State = vault.StateProtected
@@ -138,46 +139,42 @@ func (e *Engine) rotate(ctx context.Context, it *vault.Item) (*vault.Pending, er
 		return nil, err
 	}
 	now := e.now()
-	p := &vault.Pending{Point: pointID(now), Time: now, AppConsistent: frozen,
-		UpTo: map[string]uint64{}, IDs: map[string]string{}}
+	p := &vault.Pending{Point: pointID(now), Time: now, AppConsistent: frozen, UpTo: map[string]uint64{}}
 	for _, d := range it.Disks {
-		s, ok := sealed[d.Name]
-		if !ok || s.Seq <= d.AppliedSeq {
-			s = tracker.Sealed{Seq: d.AppliedSeq, ID: d.AppliedID}
-		}
-		p.UpTo[d.Name], p.IDs[d.Name] = s.Seq, s.ID
+		p.UpTo[d.Name] = max(sealed[d.Name], d.AppliedSeq)
 	}
 	return p, nil
 }
 
-// sealedLogs returns the newest sealed log of each disk. It asks a running
-// tracker to rotate; when none runs it holds the tracker lock for the
-// duration of the call, so none can start while it reads the logs.
-func (e *Engine) sealedLogs(ctx context.Context, it *vault.Item) (map[string]tracker.Sealed, error) {
+// sealedLogs returns the sequence number of each disk's newest sealed log.
+// It asks a running tracker to rotate; when none runs it holds the tracker
+// lock for the duration of the call, so none can start while it lists the
+// logs. The logs are validated once, when they are applied.
+func (e *Engine) sealedLogs(ctx context.Context, it *vault.Item) (map[string]uint64, error) {
 	lock, err := e.lockTracker(it.VM)
 	running := errors.Is(err, vault.ErrLocked)
 	if err != nil && !running {
 		return nil, err
 	}
+	defer lock.Unlock() // nil when a tracker holds it
 	for _, d := range it.Disks {
 		if err := tracker.CheckUntracked(d.Path, running); err != nil {
 			return nil, err
 		}
 	}
+	out := map[string]uint64{}
 	if running {
 		_, sock := tracker.Paths(e.TrackDir(), it.VM)
-		return tracker.RequestRotate(ctx, sock)
-	}
-	defer lock.Unlock()
-	out := map[string]tracker.Sealed{}
-	for _, d := range it.Disks {
-		logs, err := tracker.Logs(d.Path)
-		if err != nil || len(logs) == 0 {
-			continue
+		sealed, err := tracker.RequestRotate(ctx, sock)
+		for name, s := range sealed {
+			out[name] = s.Seq
 		}
-		last := logs[len(logs)-1]
-		info, _ := hrl.Inspect(last.Path)
-		out[d.Name] = tracker.Sealed{Seq: last.Seq, ID: info.UniqueID.String()}
+		return out, err
+	}
+	for _, d := range it.Disks {
+		if logs, err := tracker.Logs(d.Path); err == nil && len(logs) > 0 {
+			out[d.Name] = logs[len(logs)-1].Seq
+		}
 	}
 	return out, nil
 }

@@ -32,15 +32,8 @@ func (e *Engine) Replicate(ctx context.Context, vms []string) ([]Result, error) 
 	var items []vault.Item
 	var pols []vault.Policy
 	err := e.Vault.View(func(tx *vault.Tx) (err error) {
-		if len(vms) == 0 {
-			items, err = tx.Items()
-		}
-		for _, vm := range vms {
-			it, err := tx.Item(vm)
-			if err != nil {
-				return err
-			}
-			items = append(items, it)
+		if items, err = tx.ItemsNamed(vms); err != nil {
+			return err
 		}
 		pols, err = tx.Policies()
 		return err

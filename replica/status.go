@@ -30,17 +30,7 @@ func (e *Engine) Statuses(vms []string) ([]Status, error) {
 	var out []Status
 	now := e.now()
 	err := e.Vault.View(func(tx *vault.Tx) error {
-		items, err := tx.Items()
-		if len(vms) > 0 {
-			items = items[:0]
-			for _, vm := range vms {
-				it, err := tx.Item(vm)
-				if err != nil {
-					return err
-				}
-				items = append(items, it)
-			}
-		}
+		items, err := tx.ItemsNamed(vms)
 		if err != nil {
 			return err
 		}

@@ -84,7 +84,6 @@ type Pending struct {
 	Time          time.Time         `json:"time"`
 	AppConsistent bool              `json:"app_consistent"`
 	UpTo          map[string]uint64 `json:"up_to"` // disk name -> last log seq in the point
-	IDs           map[string]string `json:"ids"`   // disk name -> that log's UUID
 }
 
 // Point is a recovery point: every disk of a VM at one instant.

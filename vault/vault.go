@@ -215,6 +215,23 @@ func (t *Tx) DeleteItem(vm string) error {
 // Items lists the protected items by VM name.
 func (t *Tx) Items() ([]Item, error) { return list[Item](t, bItems, "") }
 
+// ItemsNamed returns the named items in the order named, or every item
+// when none is named; an unknown name is ErrNotFound.
+func (t *Tx) ItemsNamed(vms []string) ([]Item, error) {
+	if len(vms) == 0 {
+		return t.Items()
+	}
+	out := make([]Item, 0, len(vms))
+	for _, vm := range vms {
+		it, err := t.Item(vm)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, it)
+	}
+	return out, nil
+}
+
 // PutPoint records a recovery point.
 func (t *Tx) PutPoint(p Point) error { return t.put(bPoints, p.VM+"\x00"+p.ID, p) }
 

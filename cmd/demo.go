@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -13,7 +14,6 @@ import (
 	"github.com/asr-project/asr/replica"
 	"github.com/asr-project/asr/replica/tracker"
 	"github.com/asr-project/asr/replica/vhd"
-	"github.com/asr-project/asr/vault"
 )
 
 func newDemoCmd(g *globals) *cobra.Command {
@@ -141,11 +141,7 @@ func fillRandom(w interface {
 // demoWrites plays a running VM: writes go through the tracker, which logs
 // them, and a clean stop seals the logs for the next replicate.
 func demoWrites(e *replica.Engine, vm string) error {
-	var it vault.Item
-	if err := e.Vault.View(func(tx *vault.Tx) (err error) { it, err = tx.Item(vm); return }); err != nil {
-		return err
-	}
-	tr, err := tracker.Start(replica.TrackSpecs(it))
+	tr, err := e.StartTracker(vm, 5*time.Second, tracker.Options{})
 	if err != nil {
 		return err
 	}

@@ -11,14 +11,13 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/asr-project/asr/replica"
 	"github.com/asr-project/asr/replica/tracker"
 	"github.com/asr-project/asr/replica/tracker/nbd"
-	"github.com/asr-project/asr/vault"
 )
 
 func newTrackCmd(g *globals) *cobra.Command {
 	var sockDir string
+	var minFreeMiB int64
 	c := &cobra.Command{
 		Use:   "track VM [--socket-dir DIR]",
 		Short: "Serve a protected VM's disks over NBD and log every write (long-running)",
@@ -29,47 +28,35 @@ asr replicate asks this process to rotate its logs. SIGTERM or SIGINT
 closes every log properly and exits 0. Run it under systemd.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			return runTrack(c.Context(), g, args[0], sockDir)
+			return runTrack(c.Context(), g, args[0], sockDir, minFreeMiB<<20)
 		},
 	}
 	c.Flags().StringVar(&sockDir, "socket-dir", "", "directory for the NBD sockets (default beside the state file)")
+	c.Flags().Int64Var(&minFreeMiB, "min-free-mib", 256, "stop logging (the disks stay served; a resync follows) when their file system has fewer MiB free")
 	return c
 }
 
-func runTrack(ctx context.Context, g *globals, vm, sockDir string) error {
+func runTrack(ctx context.Context, g *globals, vm, sockDir string, minFree int64) error {
 	e, err := g.engine()
 	if err != nil {
 		return err
 	}
-	var it vault.Item
-	if err := e.Vault.View(func(tx *vault.Tx) (err error) { it, err = tx.Item(vm); return }); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(e.TrackDir(), 0o700); err != nil {
-		return err
-	}
-	if sockDir == "" {
-		sockDir = e.TrackDir()
-	}
-	lockPath, ctlPath := tracker.Paths(e.TrackDir(), vm)
-	lock, err := vault.LockFile(lockPath, g.Timeout)
-	if err != nil {
-		return err
-	}
-	defer lock.Unlock()
-
-	tr, err := tracker.Start(replica.TrackSpecs(it))
+	tr, err := e.StartTracker(vm, g.Timeout, tracker.Options{MinFree: minFree})
 	if err != nil {
 		return err
 	}
 	defer tr.Close()
+	if sockDir == "" {
+		sockDir = e.TrackDir()
+	}
+	_, ctlPath := tracker.Paths(e.TrackDir(), vm)
 
 	ctl, err := listenUnix(ctlPath)
 	if err != nil {
 		return err
 	}
 	defer ctl.Close()
-	go tracker.ServeControl(ctl, tr)
+	go tracker.ServeControl(ctl, tr.Tracker)
 
 	var servers []*nbd.Server
 	for _, d := range tr.Disks() {
@@ -84,6 +71,11 @@ func runTrack(ctx context.Context, g *globals, vm, sockDir string) error {
 		go s.Serve(l)
 		g.say("%s: disk %s: -drive file=nbd+unix:///%s?socket=%s,format=raw,if=virtio,cache=none", vm, d.Name, d.Name, path)
 	}
+	for _, d := range tr.Disks() {
+		if why := d.Stats().Degraded; why != "" {
+			g.say("%s: %s; the disk is served, but asr replicate will ask for a resync", vm, why)
+		}
+	}
 	g.say("%s: tracking %d disk(s); stop with SIGTERM", vm, len(servers))
 	<-ctx.Done()
 
@@ -94,6 +86,10 @@ func runTrack(ctx context.Context, g *globals, vm, sockDir string) error {
 		errs = append(errs, s.Shutdown(stop))
 	}
 	errs = append(errs, tr.Close())
+	for _, d := range tr.Disks() {
+		s := d.Stats()
+		g.say("%s: disk %s: %d writes, %d activity-log updates, %d checkpoints", vm, d.Name, s.Writes, s.ActivityLogUpdates, s.Checkpoints)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("tracker for %s stopped uncleanly; the next replicate will resync: %w", vm, err)
 	}

@@ -5,10 +5,11 @@ import (
 	"syscall"
 )
 
-// crashpoint kills this process with SIGKILL when ASR_CRASHPOINT names the
-// step it has reached. The crash tests use it to stop asr at every step of
-// a cycle and prove the next run finishes the job; nothing else sets it.
-func crashpoint(step string) {
+// crashpoint is called at each step of a cycle. It kills this process with
+// SIGKILL when ASR_CRASHPOINT names the step: the crash tests stop asr at
+// every step and prove the next run finishes the job. Unit tests replace
+// it to act at a step; nothing else sets either.
+var crashpoint = func(step string) {
 	if os.Getenv("ASR_CRASHPOINT") == step {
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	}

@@ -147,9 +147,12 @@ func (e *Engine) rotate(ctx context.Context, it *vault.Item) (*vault.Pending, er
 }
 
 // sealedLogs returns the sequence number of each disk's newest sealed log.
-// It asks a running tracker to rotate; when none runs it holds the tracker
-// lock for the duration of the call, so none can start while it lists the
-// logs. The logs are validated once, when they are applied.
+// It asks a running tracker to rotate. When none runs it holds the tracker
+// lock while it recovers what a crashed tracker left (tracker.Recover) and
+// lists the logs, so none can start meanwhile. A disk whose tracker had to
+// stop logging (a dirty map beside it) can't be shipped from logs: that
+// is ErrUntrusted, and a resync follows. The logs are validated once, when
+// they are applied.
 func (e *Engine) sealedLogs(ctx context.Context, it *vault.Item) (map[string]uint64, error) {
 	lock, err := e.lockTracker(it.VM)
 	running := errors.Is(err, vault.ErrLocked)
@@ -157,23 +160,33 @@ func (e *Engine) sealedLogs(ctx context.Context, it *vault.Item) (map[string]uin
 		return nil, err
 	}
 	defer lock.Unlock() // nil when a tracker holds it
-	for _, d := range it.Disks {
-		if err := tracker.CheckUntracked(d.Path, running); err != nil {
-			return nil, err
-		}
-	}
 	out := map[string]uint64{}
 	if running {
 		_, sock := tracker.Paths(e.TrackDir(), it.VM)
 		sealed, err := tracker.RequestRotate(ctx, sock)
+		if err != nil {
+			return nil, err
+		}
 		for name, s := range sealed {
 			out[name] = s.Seq
 		}
-		return out, err
+	} else {
+		for _, s := range TrackSpecs(*it) {
+			seq, err := tracker.Recover(s)
+			if err != nil {
+				return nil, err
+			}
+			out[s.Name] = seq
+		}
 	}
 	for _, d := range it.Disks {
-		if logs, err := tracker.Logs(d.Path); err == nil && len(logs) > 0 {
-			out[d.Name] = logs[len(logs)-1].Seq
+		if m, err := tracker.ReadDirty(d.Path); err == nil {
+			return nil, fmt.Errorf("%s: %w", m.Reason, tracker.ErrUntrusted)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		if err := tracker.CheckUntracked(d.Path, running); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil
@@ -231,7 +244,6 @@ func pendingLogs(d *vault.Disk, upTo uint64) ([]*hrl.Log, error) {
 		return nil, err
 	}
 	var logs []*hrl.Log
-	var size int64
 	want := d.AppliedSeq + 1
 	for _, f := range files {
 		if f.Seq <= d.AppliedSeq || f.Seq > upTo {
@@ -245,10 +257,6 @@ func pendingLogs(d *vault.Disk, upTo uint64) ([]*hrl.Log, error) {
 		if err != nil {
 			return nil, err
 		}
-		size += l.DataBytes
-		if size > d.ReplicaSize/2 {
-			return nil, fmt.Errorf("disk %s: logs hold %d bytes, over half the disk: %w", d.Name, size, errLogTooBig)
-		}
 		logs = append(logs, l)
 	}
 	if want <= upTo {
@@ -261,12 +269,10 @@ func pendingLogs(d *vault.Disk, upTo uint64) ([]*hrl.Log, error) {
 	return logs, nil
 }
 
-var errLogTooBig = errors.New("log larger than half the disk")
-
 // untrusted says an error means the logs can't be applied and a resync
 // is the way on.
 func untrusted(err error) bool {
 	return errors.Is(err, hrl.ErrCorrupt) || errors.Is(err, hrl.ErrNotClosed) ||
-		errors.Is(err, hrl.ErrChainBroken) || errors.Is(err, hrl.ErrTruncated) || errors.Is(err, errLogTooBig) ||
-		errors.Is(err, tracker.ErrUntracked)
+		errors.Is(err, hrl.ErrChainBroken) || errors.Is(err, hrl.ErrTruncated) ||
+		errors.Is(err, tracker.ErrUntracked) || errors.Is(err, tracker.ErrUntrusted)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +23,8 @@ type fixture struct {
 	disk   string
 	target string
 	now    time.Time
+	// trackOpt configures the trackers write starts.
+	trackOpt tracker.Options
 }
 
 // newFixture makes a site with one 8 MiB fixed VHD holding some data and a
@@ -76,8 +79,7 @@ func (f *fixture) item(t *testing.T) (it vault.Item, pts []vault.Point) {
 // write logs n bytes of b at off through the tracker and seals the log.
 func (f *fixture) write(t *testing.T, off int64, n int, b byte) {
 	t.Helper()
-	it, _ := f.item(t)
-	tr, err := tracker.Start(TrackSpecs(it))
+	tr, err := f.e.StartTracker("web", time.Second, f.trackOpt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,10 +177,10 @@ func TestEnableRefusesFullTarget(t *testing.T) {
 	}
 }
 
-func TestLogOverHalfTheDiskResyncs(t *testing.T) {
+func TestLogsPastTheTrackersBoundResync(t *testing.T) {
 	f := newFixture(t, NewPolicy(DefaultPolicy))
 	f.protect(t, "")
-	f.write(t, 0, 5<<20, 0x42) // 5 of 8 MiB
+	f.write(t, 0, 5<<20, 0x42) // 5 of 8 MiB: the tracker stops logging at half
 	_, err := f.e.Replicate(context.Background(), []string{"web"})
 	if !errors.Is(err, ErrResync) {
 		t.Fatalf("got %v, want ErrResync", err)
@@ -186,6 +188,9 @@ func TestLogOverHalfTheDiskResyncs(t *testing.T) {
 	it, pts := f.item(t)
 	if it.State != vault.StateResyncRequired || it.Health != vault.HealthWarning || len(pts) != 1 {
 		t.Fatalf("item %s/%s with %d points after an oversized log", it.State, it.Health, len(pts))
+	}
+	if !strings.Contains(it.HealthReason, "half the disk") {
+		t.Fatalf("reason %q does not say why", it.HealthReason)
 	}
 	// Cron leaves it alone until a resync.
 	res, err := f.e.Replicate(context.Background(), nil)

@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/replica/tracker"
@@ -82,6 +85,15 @@ func (e *Engine) EnableProtection(ctx context.Context, req Protect) (vault.Job, 
 		if err := e.Vault.Update(func(tx *vault.Tx) error { return tx.PutItem(it) }); err != nil {
 			return j.j, j.finish(err)
 		}
+		for _, d := range it.Disks {
+			moved, err := setAside(d.Path, e.now())
+			if err != nil {
+				return j.j, j.finish(err)
+			}
+			if len(moved) > 0 {
+				e.event(req.VM, "moved %d file(s) not part of this protection out of the way: %s, into %s.asr-stale/", len(moved), strings.Join(moved, ", "), d.Path)
+			}
+		}
 		// From here every change to the disks must be tracked. A rerun keeps
 		// the first stamp, so changes between the runs still count.
 		for _, d := range it.Disks {
@@ -139,16 +151,22 @@ func (e *Engine) prepare(ctx context.Context, t target.Target, req Protect) (vau
 			return it, fmt.Errorf("disk %s: its name %q can't be used; rename the file: %w", p, d.Name, ErrInvalid)
 		}
 		for _, o := range it.Disks {
+			if sameFile(o.Path, d.Path) {
+				return it, fmt.Errorf("disks %s and %s are the same file: %w", o.Path, d.Path, ErrInvalid)
+			}
 			if o.Name == d.Name {
 				return it, fmt.Errorf("disks %s and %s both have the name %q; rename one file: %w", o.Path, d.Path, d.Name, ErrInvalid)
 			}
 		}
 		for _, o := range others {
-			if slices.ContainsFunc(o.Disks, func(x vault.Disk) bool { return x.Path == d.Path }) {
+			if slices.ContainsFunc(o.Disks, func(x vault.Disk) bool { return sameFile(x.Path, d.Path) }) {
 				return it, fmt.Errorf("disk %s is already protected as part of VM %s: %w", d.Path, o.VM, ErrExists)
 			}
 		}
 		d.Replica = replicaName(req.VM, d.Name)
+		// A random first link: a log from another disk or an earlier
+		// protection can never pass for this chain's first.
+		d.AppliedID = uuid.NewString()
 		it.Disks = append(it.Disks, d)
 		need += alloc
 	}
@@ -162,6 +180,11 @@ func inspectDisk(path string) (vault.Disk, int64, error) {
 	}
 	if _, err := os.Stat(abs); err != nil {
 		return vault.Disk{}, 0, fmt.Errorf("disk %s: %w", path, errors.Join(ErrNotFound, err))
+	}
+	if l, err := tracker.LockImage(abs); err != nil {
+		return vault.Disk{}, 0, fmt.Errorf("disk %s: %w", path, errors.Join(vault.ErrLocked, err))
+	} else {
+		l.Close()
 	}
 	vd, err := vhd.Open(abs)
 	if err != nil {
@@ -263,7 +286,9 @@ func (e *Engine) DisableProtection(ctx context.Context, vm string, keepReplica b
 	}
 	for _, d := range it.Disks {
 		removeLogs(d.Path, ^uint64(0))
-		tracker.ForgetStamps(d.Path)
+		for _, p := range tracker.StateFiles(d.Path) {
+			os.Remove(p)
+		}
 	}
 	return nil
 }
@@ -292,4 +317,48 @@ func redact(raw string) string {
 		return raw[:i] + "…"
 	}
 	return raw
+}
+
+// sameFile says two paths name one file (hard links and symlinks too).
+// A path that can't be read is only the same as itself.
+func sameFile(a, b string) bool {
+	fa, errA := os.Stat(a)
+	fb, errB := os.Stat(b)
+	if errA != nil || errB != nil {
+		return a == b
+	}
+	return os.SameFile(fa, fb)
+}
+
+// setAside moves files a disk's earlier protection (or another tool) left
+// beside it — logs, activity log, dirty map, markers — into
+// <disk>.asr-stale/<time>/, so none of them is taken for part of the new
+// chain. It returns the files it moved.
+func setAside(disk string, now time.Time) ([]string, error) {
+	logs, err := tracker.Logs(disk)
+	if err != nil {
+		return nil, err
+	}
+	var found []string
+	for _, l := range logs {
+		found = append(found, l.Path)
+	}
+	for _, p := range tracker.StateFiles(disk) {
+		if _, err := os.Stat(p); err == nil {
+			found = append(found, p)
+		}
+	}
+	if len(found) == 0 {
+		return nil, nil
+	}
+	dir := filepath.Join(disk+".asr-stale", now.Format("20060102T150405.000000000"))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("set aside stale files of %s: %w", disk, err)
+	}
+	for _, p := range found {
+		if err := os.Rename(p, filepath.Join(dir, filepath.Base(p))); err != nil {
+			return nil, fmt.Errorf("set aside stale file %s: %w", p, err)
+		}
+	}
+	return found, nil
 }

@@ -1,8 +1,6 @@
 package replica
 
 import (
-	"github.com/google/uuid"
-
 	"time"
 
 	"github.com/asr-project/asr/replica/tracker"
@@ -51,6 +49,10 @@ func (e *Engine) Statuses(vms []string) ([]Status, error) {
 			}
 			var done, total int64
 			for _, d := range it.Disks {
+				if m, err := tracker.ReadDirty(d.Path); err == nil && s.State != vault.StateResyncRequired {
+					// The tracker stopped logging: say so before the next cycle records it.
+					s.State, s.Health, s.HealthReason = vault.StateResyncRequired, vault.HealthWarning, m.Reason
+				}
 				s.PendingBytes += tracker.LogBytes(d.Path)
 				done += d.CopiedTo
 				total += d.ReplicaSize
@@ -63,13 +65,4 @@ func (e *Engine) Statuses(vms []string) ([]Status, error) {
 		return nil
 	})
 	return out, err
-}
-
-// TrackSpecs says where each of the item's disks stands in its log chain,
-// for a tracker to continue it.
-func TrackSpecs(it vault.Item) []tracker.DiskSpec {
-	return mapDisks(&it, func(d vault.Disk) tracker.DiskSpec {
-		id, _ := uuid.Parse(d.AppliedID)
-		return tracker.DiskSpec{Name: d.Name, Path: d.Path, AppliedSeq: d.AppliedSeq, AppliedID: id}
-	})
 }

@@ -55,7 +55,7 @@ func BenchmarkConvertTracked(b *testing.B) {
 			b.Fatal(err)
 		}
 		d.Close()
-		tr, err := Start([]DiskSpec{{Name: "disk", Path: path}})
+		tr, err := Start([]DiskSpec{{Name: "disk", Path: path}}, Options{})
 		if err != nil {
 			b.Fatal(err)
 		}

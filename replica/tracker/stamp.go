@@ -67,8 +67,9 @@ func CheckUntracked(disk string, running bool) error {
 	return nil
 }
 
-// ForgetStamps removes a disk's stamp and marker (protection disabled).
-func ForgetStamps(disk string) {
-	os.Remove(stampPath(disk))
-	os.Remove(markerPath(disk))
+// StateFiles are the files beside a disk, other than its logs, in which
+// asr keeps tracking state: stamp, untracked marker, activity log and
+// dirty map.
+func StateFiles(disk string) []string {
+	return []string{stampPath(disk), markerPath(disk), alPath(disk), dirtyPath(disk)}
 }

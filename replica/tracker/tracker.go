@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"github.com/google/uuid"
 
@@ -12,19 +13,62 @@ import (
 	"github.com/asr-project/asr/replica/vhd"
 )
 
-// ErrClosed: the tracker was closed or a rotation failed; writes are refused
-// rather than left untracked.
-var ErrClosed = errors.New("tracker closed")
+// Sentinel errors.
+var (
+	// ErrClosed: the tracker was closed; writes are refused.
+	ErrClosed = errors.New("tracker closed")
+	// ErrResized: the disk's size is not the size it was protected with.
+	ErrResized = errors.New("disk size changed")
+)
 
 // DiskSpec names a disk to track and where its log chain stands.
 type DiskSpec struct {
 	Name string
 	Path string
+	// Size is the virtual size the disk was protected with; a disk of
+	// another size is refused. 0 skips the check.
+	Size int64
 	// AppliedSeq and AppliedID name the last log already applied to the
-	// replica (and deleted); the chain continues from there when no newer
-	// log file exists.
+	// replica (and deleted), or the chain's starting ID before any; the
+	// chain continues from there when no newer log file exists.
 	AppliedSeq uint64
 	AppliedID  uuid.UUID
+}
+
+// Options tune a tracker; the zero value is the default.
+type Options struct {
+	// ExtentSize and Extents size the activity log (4 MiB, 256).
+	ExtentSize int64
+	Extents    int
+	// MinFree: logging stops for a disk when the file system holding its
+	// logs has less free space than this (256 MiB), before the guest's own
+	// writes could fail for want of space.
+	MinFree int64
+	// MaxLogBytes: logging stops for a disk when its logs waiting to ship
+	// would hold more than this (default: half the disk's size, the rule
+	// Hyper-V Replica uses to fall back to a resync).
+	MaxLogBytes int64
+	// synced, when set, is called after each fsync a tracker makes, with
+	// the file's path (the crash model in the tests).
+	synced func(path string)
+	// jitter, when set, runs before each log append and each disk write
+	// (the tests' stand-in for a busy scheduler).
+	jitter func()
+}
+
+const defaultMinFree = 256 << 20
+
+func (o Options) withDefaults() Options {
+	if o.ExtentSize <= 0 {
+		o.ExtentSize = defaultExtentSize
+	}
+	if o.Extents <= 0 || o.Extents > alMaxExtents {
+		o.Extents = defaultALExtents
+	}
+	if o.MinFree <= 0 {
+		o.MinFree = defaultMinFree
+	}
+	return o
 }
 
 // Sealed names the last sealed log of a disk.
@@ -35,28 +79,50 @@ type Sealed struct {
 
 // Tracker logs every write to a VM's disks.
 type Tracker struct {
-	// mu is held shared by each write and exclusively by Rotate and Close,
-	// so a rotation falls between writes on every disk at once.
+	// mu is held shared by each write while it touches the log and the
+	// disk, and exclusively by Rotate while it switches logs and by Close,
+	// so a rotation falls between writes on every disk at once. Nothing
+	// holds it exclusively across an fsync.
 	mu     sync.RWMutex
+	rotMu  sync.Mutex // one Rotate or Close at a time
 	disks  []*Disk
-	failed error
 	closed bool
+	opt    Options
 }
 
 // Disk is one tracked disk. It implements the NBD server's Backend.
 type Disk struct {
-	t    *Tracker
-	Name string
-	vd   *vhd.Disk
-	path string
-	log  *hrl.Writer
-	seq  uint64
+	t      *Tracker
+	Name   string
+	path   string
+	size   int64
+	vd     *vhd.Disk
+	lock   *ImageLock
+	ranges rangeLock
+	al     *activityLog
+
+	// cpMu serializes checkpoints (guest flushes, activity-log room) and
+	// rotations. Rotate changes log, seq and written only while holding
+	// it and t.mu exclusively, so under either they are stable.
+	cpMu    sync.Mutex
+	log     *hrl.Writer
+	seq     uint64
+	written *bitmap // granules written to the current log
+
+	// dirty is set once logging stopped for this disk (degraded).
+	dirty  atomic.Pointer[dirtyMap]
+	dmu    sync.Mutex // degrade, one at a time
+	space  space
+	writes atomic.Uint64
 }
 
-// Start opens the disks for writing and begins a new log on each, chained
-// to the disk's newest log file or, when none is left, to AppliedID.
-func Start(specs []DiskSpec) (*Tracker, error) {
-	t := &Tracker{}
+// Start takes each disk for tracking: it locks the disk file against other
+// writers (qemu's image locks), checks its size, recovers a log chain left
+// open by a crash, and begins a new log on each disk. A disk whose logs
+// can't be trusted, or whose dirty map says logging had stopped, is served
+// degraded: writes reach the disk and only the dirty map records them.
+func Start(specs []DiskSpec, opt Options) (*Tracker, error) {
+	t := &Tracker{opt: opt.withDefaults()}
 	for _, s := range specs {
 		d, err := t.open(s)
 		if err != nil {
@@ -68,18 +134,34 @@ func Start(specs []DiskSpec) (*Tracker, error) {
 	return t, nil
 }
 
-func (t *Tracker) open(s DiskSpec) (*Disk, error) {
-	seq, prev := s.AppliedSeq, s.AppliedID
-	logs, err := Logs(s.Path)
-	if err != nil {
+func (t *Tracker) open(s DiskSpec) (_ *Disk, err error) {
+	d := &Disk{t: t, Name: s.Name, path: s.Path}
+	defer func() {
+		if err != nil {
+			d.release()
+		}
+	}()
+	if d.lock, err = LockImage(s.Path); err != nil {
 		return nil, err
 	}
-	if n := len(logs); n > 0 && logs[n-1].Seq > seq {
-		seq = logs[n-1].Seq
-		// A damaged newest log still lends its ID if the header reads; if
-		// not, the chain breaks here and the replicate cycle will resync.
-		info, _ := hrl.Inspect(logs[n-1].Path)
-		prev = info.UniqueID
+	if d.vd, err = vhd.OpenWritable(s.Path); err != nil {
+		return nil, fmt.Errorf("track disk %s: %w", s.Name, err)
+	}
+	d.size = d.vd.Size()
+	if s.Size > 0 && d.size != s.Size {
+		return nil, fmt.Errorf("disk %s (%s) is %d bytes, but was protected at %d; asr does not track a resized disk: %w", s.Name, s.Path, d.size, s.Size, ErrResized)
+	}
+	end, err := recoverDisk(s, t.opt)
+	if errors.Is(err, ErrUntrusted) {
+		// The VM must still run: serve it degraded, everything marked.
+		dm := newDirtyMap(d.size, err.Error(), s.AppliedSeq+1)
+		dm.mark(0, d.size)
+		if err = dm.persist(s.Path); err != nil {
+			return nil, err
+		}
+		removeLogsFrom(s.Path, dm.fromSeq)
+	} else if err != nil {
+		return nil, err
 	}
 	if errors.Is(CheckUntracked(s.Path, false), ErrUntracked) {
 		// Keep the evidence: this tracker's own stamp at Close would hide it.
@@ -87,87 +169,205 @@ func (t *Tracker) open(s DiskSpec) (*Disk, error) {
 			return nil, err
 		}
 	}
-	vd, err := vhd.OpenWritable(s.Path)
-	if err != nil {
-		return nil, fmt.Errorf("track disk %s: %w", s.Name, err)
-	}
-	d := &Disk{t: t, Name: s.Name, vd: vd, path: s.Path, seq: seq}
-	if err := d.newLog(prev); err != nil {
-		vd.Close()
+	if d.al, err = openAL(s.Path, d.size, t.opt.ExtentSize, t.opt.Extents, d.checkpoint, t.opt.synced); err != nil {
 		return nil, err
 	}
+	d.space.init(s.Path, d.size, t.opt)
+	d.written = newBitmap(d.size)
+	if dm, err := loadDirtyMap(s.Path, d.size); err == nil {
+		d.dirty.Store(dm)
+		return d, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	d.seq = end.Seq
+	if d.log, err = d.create(end.ID); err != nil {
+		return nil, err
+	}
+	d.seq++
+	d.space.refresh()
 	return d, nil
 }
 
-func (d *Disk) newLog(prev uuid.UUID) error {
+// create makes log seq+1 chained to prev.
+func (d *Disk) create(prev uuid.UUID) (*hrl.Writer, error) {
 	w, err := hrl.Create(LogPath(d.path, d.seq+1), hrl.Options{PreviousID: prev})
 	if err != nil {
-		return fmt.Errorf("start log for disk %s: %w", d.Name, err)
+		return nil, fmt.Errorf("start log for disk %s: %w", d.Name, err)
 	}
-	d.seq++
-	d.log = w
-	return nil
+	d.t.synced(w.Path())
+	return w, nil
+}
+
+func (t *Tracker) jitter() {
+	if t.opt.jitter != nil {
+		t.opt.jitter()
+	}
+}
+
+func (t *Tracker) synced(path string) {
+	if t.opt.synced != nil {
+		t.opt.synced(path)
+	}
+}
+
+// release closes what open took, in reverse.
+func (d *Disk) release() {
+	if d.vd != nil {
+		d.vd.Close()
+	}
+	if d.al != nil {
+		d.al.close()
+	}
+	if d.lock != nil {
+		d.lock.Close()
+	}
 }
 
 // Disks returns the tracked disks in the order given to Start.
 func (t *Tracker) Disks() []*Disk { return t.disks }
 
 // Rotate seals the active log of every disk at one instant and opens their
-// successors. It returns the sealed log of each disk by name.
+// successors. It returns the sealed log of each disk that is still logging,
+// by name. The successors are made before, and the sealed logs made durable
+// after, the instant guest writes are held off, so a rotation costs the
+// guest no fsync.
 func (t *Tracker) Rotate() (map[string]Sealed, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.failed != nil {
-		return nil, t.failed
-	}
-	out := make(map[string]Sealed, len(t.disks))
+	t.rotMu.Lock()
+	defer t.rotMu.Unlock()
 	for _, d := range t.disks {
-		id := d.log.ID()
-		if err := d.vd.Sync(); err != nil {
-			return nil, t.fail(fmt.Errorf("rotate: sync disk %s: %w", d.Name, err))
-		}
-		if err := d.log.Close(); err != nil {
-			return nil, t.fail(fmt.Errorf("rotate: close log of disk %s: %w", d.Name, err))
-		}
-		out[d.Name] = Sealed{Seq: d.seq, ID: id.String()}
-		if err := d.newLog(id); err != nil {
-			d.log = nil
-			return nil, t.fail(err)
-		}
+		d.cpMu.Lock()
+		defer d.cpMu.Unlock()
 	}
-	return out, nil
-}
-
-// fail stops the tracker from taking more writes: a write that cannot be
-// logged must not reach the disk untracked.
-func (t *Tracker) fail(err error) error {
-	t.failed = fmt.Errorf("%w: %v", ErrClosed, err)
-	return err
-}
-
-// Close seals every active log properly and closes the disks. After Close
-// every write fails with ErrClosed.
-func (t *Tracker) Close() error {
+	next := make([]*hrl.Writer, len(t.disks))
+	for i, d := range t.disks {
+		if d.dirty.Load() != nil {
+			continue
+		}
+		w, err := d.create(d.log.ID())
+		if err != nil {
+			d.degrade("the next log could not be created: "+err.Error(), d.seq, nil)
+			continue
+		}
+		next[i] = w
+	}
+	type old struct {
+		log     *hrl.Writer
+		seq     uint64
+		written *bitmap
+		epoch   uint64
+	}
+	olds := make([]old, len(t.disks))
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if t.closed {
+		t.mu.Unlock()
+		for _, w := range next {
+			if w != nil {
+				w.Close()
+				os.Remove(w.Path())
+			}
+		}
+		return nil, ErrClosed
+	}
+	for i, d := range t.disks {
+		olds[i].epoch = d.al.startCheckpoint()
+		if next[i] == nil || d.dirty.Load() != nil {
+			continue
+		}
+		olds[i] = old{d.log, d.seq, d.written, olds[i].epoch}
+		d.log, d.written = next[i], newBitmap(d.size)
+		d.seq++
+	}
+	t.mu.Unlock()
+
+	out := make(map[string]Sealed, len(t.disks))
+	var errs []error
+	for i, d := range t.disks {
+		o := olds[i]
+		if o.log != nil {
+			if err := o.log.Close(); err != nil {
+				d.degrade(fmt.Sprintf("log %s could not be sealed: %v", o.log.Path(), err), o.seq, o.written)
+			} else {
+				t.synced(o.log.Path())
+				out[d.Name] = Sealed{Seq: o.seq, ID: o.log.ID().String()}
+			}
+		} else if next[i] != nil {
+			// Degraded after its successor was made: drop the successor.
+			next[i].Close()
+			os.Remove(next[i].Path())
+		}
+		if err := d.syncRecords(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := d.syncDisk(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		d.al.finishCheckpoint(o.epoch)
+		d.space.refresh()
+	}
+	return out, errors.Join(errs...)
+}
+
+// Close seals every active log properly, empties the activity logs,
+// stamps and closes the disks. After Close every write fails with
+// ErrClosed. Close is idempotent.
+func (t *Tracker) Close() error {
+	t.rotMu.Lock()
+	defer t.rotMu.Unlock()
+	for _, d := range t.disks {
+		d.cpMu.Lock()
+		defer d.cpMu.Unlock()
+	}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
 		return nil
 	}
 	t.closed = true
+	t.mu.Unlock()
 	var errs []error
 	for _, d := range t.disks {
-		if d.log != nil {
-			errs = append(errs, d.vd.Sync(), d.log.Close())
-			d.log = nil
+		err := d.closeRecords()
+		if err == nil {
+			err = d.syncDisk()
 		}
-		errs = append(errs, d.vd.Close())
-		if t.failed == nil {
-			// Every write to the disk is in a sealed log now.
+		errs = append(errs, err)
+		if err == nil {
+			errs = append(errs, d.al.empty())
+			// Every write to the disk is in a sealed log or the dirty map.
 			errs = append(errs, Stamp(d.path))
 		}
-	}
-	if t.failed == nil {
-		t.failed = ErrClosed
+		d.release()
 	}
 	return errors.Join(errs...)
+}
+
+// closeRecords seals the active log or, degraded, persists the dirty map.
+func (d *Disk) closeRecords() error {
+	if dm := d.dirty.Load(); dm != nil {
+		return dm.persist(d.path)
+	}
+	if err := d.log.Close(); err != nil {
+		d.degrade(fmt.Sprintf("log %s could not be sealed: %v", d.log.Path(), err), d.seq, nil)
+		return d.dirty.Load().persist(d.path)
+	}
+	d.t.synced(d.log.Path())
+	return nil
+}
+
+// Stats is what a tracker did for one disk, for `asr track`'s last words.
+type Stats struct {
+	Writes, ActivityLogUpdates, Checkpoints uint64
+	Degraded                                string
+}
+
+// Stats returns the disk's counters.
+func (d *Disk) Stats() Stats {
+	s := Stats{Writes: d.writes.Load()}
+	s.ActivityLogUpdates, s.Checkpoints = d.al.stats()
+	if dm := d.dirty.Load(); dm != nil {
+		s.Degraded = dm.reason
+	}
+	return s
 }

@@ -62,7 +62,7 @@ func replay(t *testing.T, spec DiskSpec, upTo uint64) []byte {
 
 func TestRotateSealsAllDisksAtOneInstant(t *testing.T) {
 	specs := newDisks(t, "os", "data")
-	tr, err := Start(specs)
+	tr, err := Start(specs, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestRotateSealsAllDisksAtOneInstant(t *testing.T) {
 func TestRestartContinuesTheChain(t *testing.T) {
 	specs := newDisks(t, "os")
 	for i := range 3 {
-		tr, err := Start(specs)
+		tr, err := Start(specs, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +115,7 @@ func TestRestartContinuesTheChain(t *testing.T) {
 
 func TestTrimKeepsDiskAndZeroesAreLogged(t *testing.T) {
 	specs := newDisks(t, "os")
-	tr, _ := Start(specs)
+	tr, _ := Start(specs, Options{MaxLogBytes: 1 << 30})
 	d := tr.Disks()[0]
 	d.WriteAt(fill(1<<20, 9), 0)
 	if err := d.Trim(0, 4096); err != nil {
@@ -137,7 +137,7 @@ func TestTrimKeepsDiskAndZeroesAreLogged(t *testing.T) {
 }
 
 func TestClosedTrackerRefusesWrites(t *testing.T) {
-	tr, _ := Start(newDisks(t, "os"))
+	tr, _ := Start(newDisks(t, "os"), Options{})
 	d := tr.Disks()[0]
 	tr.Close()
 	if _, err := d.WriteAt(fill(512, 1), 0); !errors.Is(err, ErrClosed) {
@@ -147,7 +147,7 @@ func TestClosedTrackerRefusesWrites(t *testing.T) {
 
 func TestControlSocketRotates(t *testing.T) {
 	specs := newDisks(t, "os")
-	tr, _ := Start(specs)
+	tr, _ := Start(specs, Options{})
 	defer tr.Close()
 	_, sock := Paths(t.TempDir(), "web")
 	l, err := net.Listen("unix", sock)
@@ -198,7 +198,7 @@ func TestUntrackedChangesAreCaught(t *testing.T) {
 		t.Fatalf("a running tracker's writes move the time: %v", err)
 	}
 	// A tracker started now keeps the evidence past its own stamp.
-	tr, err := Start([]DiskSpec{spec})
+	tr, err := Start([]DiskSpec{spec}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,8 +208,10 @@ func TestUntrackedChangesAreCaught(t *testing.T) {
 			t.Fatalf("after a tracker (running=%v): %v, want ErrUntracked", running, err)
 		}
 	}
-	ForgetStamps(spec.Path)
+	for _, p := range StateFiles(spec.Path) {
+		os.Remove(p)
+	}
 	if err := CheckUntracked(spec.Path, false); err != nil {
-		t.Fatalf("after ForgetStamps: %v", err)
+		t.Fatalf("after removing the state files: %v", err)
 	}
 }

@@ -43,7 +43,7 @@ func (s *space) take(n int64) string {
 		return fmt.Sprintf("its logs waiting to ship reached %d bytes, over the %d-byte bound (half the disk); replication is too far behind", w, s.max)
 	}
 	if f := s.free.Add(-2 * n); f < s.minFree {
-		return fmt.Sprintf("the file system holding its logs (%s) has %d bytes free, under the %d-byte reserve", filepath.Dir(s.disk), f, s.minFree)
+		return fmt.Sprintf("the file system holding its logs (%s) has %d bytes free, under the %d-byte reserve", filepath.Dir(s.disk), f+2*n, s.minFree)
 	}
 	return ""
 }

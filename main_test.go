@@ -78,18 +78,20 @@ func params(dir string, setup func(*testscript.Env)) testscript.Params {
 				env.Setenv(k, os.Getenv(k))
 			}
 			setup(env)
+			recordScriptEnv(env)
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"sleep":    cmdSleep,
-			"copied":   cmdCopied,
-			"exits":    cmdExits,
-			"flip":     cmdFlip,
-			"tree":     cmdTree,
-			"waitfile": cmdWaitFile,
-			"points":   cmdPoints,
-			"sigterm":  cmdSigterm,
-			"azurite":  cmdAzurite,
+			"sleep":     cmdSleep,
+			"copied":    cmdCopied,
+			"exits":     cmdExits,
+			"flip":      cmdFlip,
+			"tree":      cmdTree,
+			"waitfile":  cmdWaitFile,
+			"points":    cmdPoints,
+			"sigterm":   cmdSigterm,
+			"azurite":   cmdAzurite,
+			"killtrack": cmdKillTrack,
 		},
 	}
 }

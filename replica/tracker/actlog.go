@@ -8,6 +8,8 @@ import (
 	"os"
 	"slices"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // The activity log, <disk>.asr-al: which extents of the disk may hold
@@ -147,10 +149,14 @@ func openAL(disk string, size, extSize int64, capacity int, checkpoint func() er
 	if old, err := readAL(disk); err == nil {
 		al.gen = old.Gen
 	}
-	// Both slots exist from the start, so a record write never grows the
-	// file and fdatasync has no metadata to flush.
-	if err := f.Truncate(2 * alSlot); err == nil {
-		err = al.write(al.record())
+	// Both slots are written (allocated) now, so a record write never
+	// changes the file's size or blocks and fdatasync has no metadata to
+	// flush: on ext4 an fsync that commits the journal would also write out
+	// every allocating write of the disk and its log.
+	r := al.record()
+	_, err = f.WriteAt(r.marshal(), int64(1-r.Gen%2)*alSlot)
+	if err == nil {
+		err = al.write(r)
 	}
 	if err != nil {
 		f.Close()
@@ -174,7 +180,7 @@ func (al *activityLog) write(r alRecord) error {
 	if _, err := al.f.WriteAt(r.marshal(), int64(r.Gen%2)*alSlot); err != nil {
 		return err
 	}
-	if err := al.f.Sync(); err != nil {
+	if err := unix.Fdatasync(int(al.f.Fd())); err != nil {
 		return err
 	}
 	al.gen = r.Gen

@@ -41,10 +41,12 @@ import (
 // and the qemu-io writes is random unless ASR_KILL_SEED is set, in the
 // script (env ASR_KILL_SEED=...) or in the environment of go test.
 //
-// The loads write only the first 32 MiB of each disk, fio at up to 40
-// MB/s, so a disk of 256 MiB (whose half is the tracker's bound on logs
-// waiting to ship) stays far from that bound. Without fio on PATH, every trial uses
-// qemu-io.
+// The loads write only the first 32 MiB of each disk, so that a replicate
+// ships little; fio is not rate-limited (fio 3.33's nbd engine with --rate
+// spins on a dead connection instead of exiting), so the disks must be
+// large enough that what it writes before the kill (a few hundred MiB at
+// most) stays under half the disk, the tracker's bound on logs waiting to
+// ship: 2 GiB. Without fio on PATH, every trial uses qemu-io.
 func cmdKillTrack(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 3 {
 		ts.Fatalf("usage: killtrack N VM DISK [DISK...]")
@@ -101,9 +103,17 @@ func cmdKillTrack(ts *testscript.TestScript, neg bool, args []string) {
 		time.Sleep(delay)
 		ts.Check(tracker.cmd.Process.Signal(syscall.SIGKILL))
 		<-tracker.done
+		killed := time.Now()
+		lingered := 0
 		for _, l := range loads {
-			l.waitOrKill(5 * time.Second)
-			ts.Logf("DEBUG %s: %d bytes of output, err %v; tail: %q", l.name, l.out.n, l.err, l.out.b.String()[max(0, l.out.b.Len()-300):])
+			if !l.waitOrKill(5 * time.Second) {
+				lingered++
+			}
+		}
+		if lingered > 0 {
+			line += fmt.Sprintf(" (%d load(s) killed 5 s after the tracker)", lingered)
+		} else {
+			line += fmt.Sprintf(" (load exited %v after the kill)", time.Since(killed).Round(time.Millisecond))
 		}
 
 		var out string
@@ -176,20 +186,27 @@ func (p *proc) waitFor(d time.Duration) bool {
 	select {
 	case <-p.done:
 		return true
+	default:
+	}
+	select {
+	case <-p.done:
+		return true
 	case <-time.After(d):
 		return false
 	}
 }
 
-// waitOrKill waits for the process, killing its process group (by the
-// PID it started with) if it outlives d. Either way no child of it, such
-// as a fio job, is left running.
-func (p *proc) waitOrKill(d time.Duration) {
-	if !p.waitFor(d) {
-		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
+// waitOrKill waits for the process, killing it by its PID if it outlives
+// d; it says whether the process exited by itself. The loads have no
+// children of their own (fio runs its job as a thread, --thread), so
+// nothing outlives them.
+func (p *proc) waitOrKill(d time.Duration) bool {
+	if p.waitFor(d) {
+		return true
 	}
-	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	p.cmd.Process.Kill()
+	<-p.done
+	return false
 }
 
 // capBuffer keeps the first 64 KiB written to it and counts the rest: a
@@ -297,8 +314,6 @@ func (k *killer) command(name string, args ...string) *exec.Cmd {
 func (k *killer) start(name string, args ...string) *proc {
 	p := &proc{name: name, cmd: k.command(name, args...), done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	// Its own process group: fio forks its jobs, and they must die with it.
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	k.ts.Check(p.cmd.Start())
 	k.procs = append(k.procs, p)
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
@@ -346,14 +361,14 @@ func (k *killer) startTracker(fail func(string, ...any)) *proc {
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // startLoad starts writes on an export: fio keeps 16 in flight for 30 s
-// at up to 40 MB/s;
+// (as a thread: a forked fio job would outlive a kill of fio by its PID);
 // qemu-io writes one at a time, a few hundred of them.
 func (k *killer) startLoad(kind string, r *rand.Rand, uri string) *proc {
 	const region = 32 << 20
 	if kind == "fio" {
 		return k.start("fio", "--name=killtrack", "--ioengine=nbd", "--uri="+uri,
 			"--rw=randwrite", "--bsrange=4k-256k", "--iodepth=16", fmt.Sprintf("--size=%d", region), "--thread",
-			"--time_based", "--runtime=30", "--rate=40m", "--norandommap", "--randrepeat=0",
+			"--time_based", "--runtime=30", "--norandommap", "--randrepeat=0",
 			fmt.Sprintf("--randseed=%d", r.Uint32()))
 	}
 	args := []string{"-f", "raw"}

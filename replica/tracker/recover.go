@@ -36,11 +36,11 @@ type chainEnd struct {
 // The caller holds the VM's tracker lock, so no tracker serves the disk.
 // With nothing to recover it only reads log headers.
 func Recover(s DiskSpec) (uint64, error) {
-	end, err := recoverDisk(s, Options{}.withDefaults())
+	end, err := recoverDisk(s)
 	return end.Seq, err
 }
 
-func recoverDisk(s DiskSpec, opt Options) (chainEnd, error) {
+func recoverDisk(s DiskSpec) (chainEnd, error) {
 	end := chainEnd{s.AppliedSeq, s.AppliedID}
 	logs, err := Logs(s.Path)
 	if err != nil {

@@ -151,7 +151,7 @@ func (t *Tracker) open(s DiskSpec) (_ *Disk, err error) {
 	if s.Size > 0 && d.size != s.Size {
 		return nil, fmt.Errorf("disk %s (%s) is %d bytes, but was protected at %d; asr does not track a resized disk: %w", s.Name, s.Path, d.size, s.Size, ErrResized)
 	}
-	end, err := recoverDisk(s, t.opt)
+	end, err := recoverDisk(s)
 	if errors.Is(err, ErrUntrusted) {
 		// The VM must still run: serve it degraded, everything marked.
 		dm := newDirtyMap(d.size, err.Error(), s.AppliedSeq+1)

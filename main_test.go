@@ -70,6 +70,12 @@ func params(dir string, setup func(*testscript.Env)) testscript.Params {
 	return testscript.Params{
 		Dir:                 dir,
 		RequireExplicitExec: true,
+		Condition: func(cond string) (bool, error) {
+			if cond == "root" {
+				return os.Geteuid() == 0, nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("ASR_STATE", env.WorkDir+"/site.db")
 			env.Setenv("ASR_LOCK_TIMEOUT", "1s")
@@ -90,6 +96,9 @@ func params(dir string, setup func(*testscript.Env)) testscript.Params {
 			"waitfile":  cmdWaitFile,
 			"points":    cmdPoints,
 			"sigterm":   cmdSigterm,
+			"sigkill":   cmdSigkill,
+			"gone":      cmdGone,
+			"junk":      cmdJunk,
 			"azurite":   cmdAzurite,
 			"killtrack": cmdKillTrack,
 		},
@@ -210,16 +219,59 @@ func cmdPoints(ts *testscript.TestScript, neg bool, args []string) {
 // sigterm WORD sends SIGTERM to the background commands that have WORD
 // among their arguments (testscript's kill knows only INT and KILL).
 func cmdSigterm(ts *testscript.TestScript, neg bool, args []string) {
+	signalBackground(ts, syscall.SIGTERM, args[0])
+}
+
+// sigkill ARG sends SIGKILL to the background commands with ARG among
+// their arguments, and to nothing else (their children are theirs).
+func cmdSigkill(ts *testscript.TestScript, neg bool, args []string) {
+	signalBackground(ts, syscall.SIGKILL, args[0])
+}
+
+func signalBackground(ts *testscript.TestScript, sig syscall.Signal, arg string) {
 	n := 0
 	for _, c := range ts.BackgroundCmds() {
-		if slices.Contains(c.Args, args[0]) && c.Process != nil {
-			ts.Check(c.Process.Signal(syscall.SIGTERM))
+		if slices.Contains(c.Args, arg) && c.Process != nil {
+			ts.Check(c.Process.Signal(sig))
 			n++
 		}
 	}
 	if n == 0 {
-		ts.Fatalf("no background command with argument %q", args[0])
+		ts.Fatalf("no background command with argument %q", arg)
 	}
+}
+
+// junk FILE writes 4 KiB of seeded random bytes at the middle of FILE,
+// on a 4 KiB boundary.
+func cmdJunk(ts *testscript.TestScript, neg bool, args []string) {
+	f, err := os.OpenFile(ts.MkAbs(args[0]), os.O_RDWR, 0)
+	ts.Check(err)
+	defer f.Close()
+	st, err := f.Stat()
+	ts.Check(err)
+	b := make([]byte, 4096)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	_, err = f.WriteAt(b, st.Size()/2/4096*4096)
+	ts.Check(err)
+}
+
+// gone PIDFILE waits up to 15 s for the process whose PID the file holds
+// to end (a zombie counts as ended).
+func cmdGone(ts *testscript.TestScript, neg bool, args []string) {
+	data, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	ts.Check(err)
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			return
+		}
+	}
+	ts.Fatalf("process %d (from %s) is still running", pid, args[0])
 }
 
 // azurite runs .ci/azurite/azurite.sh with its state in dir/azurite and

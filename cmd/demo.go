@@ -78,7 +78,7 @@ func runDemo(ctx context.Context, g *globals, dir string) error {
 		return err
 	}
 	defer t.Close()
-	_, files, err := failover.Export(ctx, t, req.VM, "latest", filepath.Join(dir, "export"), nil)
+	_, files, err := failover.Export(ctx, t, req.VM, "latest", filepath.Join(dir, "export"), failover.ExportOptions{})
 	if err != nil {
 		return err
 	}

@@ -4,10 +4,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/asr-project/asr/replica"
+	"github.com/asr-project/asr/replica/vhd"
 )
 
 func newEnableCmd(g *globals) *cobra.Command {
 	var req replica.Protect
+	var format string
 	c := &cobra.Command{
 		Use:   "enable-protection VM --disk PATH [--disk PATH ...] --target URL [--policy NAME]",
 		Short: "Protect a VM: copy its disks to the target and make the first recovery point",
@@ -21,6 +23,10 @@ does the next asr replicate.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			req.VM = args[0]
+			var err error
+			if req.Format, err = vhd.ParseFormat(format); err != nil {
+				return usageError{err}
+			}
 			return runEnable(c, g, req)
 		},
 	}
@@ -28,6 +34,7 @@ does the next asr replicate.`,
 	f.StringArrayVar(&req.Disks, "disk", nil, "a virtual disk of the VM (VHD or raw); repeat for each")
 	f.StringVar(&req.Target, "target", "", "where the replica lives: file:///PATH or azblob://ACCOUNT/CONTAINER")
 	f.StringVar(&req.Policy, "policy", "", "replication policy (default \"default\")")
+	f.StringVar(&format, "format", "auto", "disk format: auto (VHD by content; raw only for .raw/.img), vhd or raw")
 	c.MarkFlagRequired("disk")
 	c.MarkFlagRequired("target")
 	return c

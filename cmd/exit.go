@@ -24,8 +24,9 @@ const (
 	exitTarget    = 7  // target unreachable, unwritable or full
 	exitAuth      = 8  // target refused the credentials
 	exitExists    = 9  // already exists (site, VM, policy)
-	exitSchema    = 10 // state file written by a newer asr
+	exitState     = 10 // state file damaged, unreadable, unwritable or newer
 	exitMismatch  = 11 // verification found different bytes
+	exitLocal     = 12 // a local folder or file can't be used
 	exitCancelled = 130
 )
 
@@ -37,11 +38,13 @@ const exitCodeHelp = `Exit codes:
   4    no site here: run asr init --site NAME (or pass --state)
   5    locked: another asr process is working on this site or VM
   6    bad data: malformed VHD, corrupt or unclosed .hrl log, broken chain
-  7    target unreachable, unwritable or out of space
+  7    target unreachable, unwritable, out of space, or missing a replica
   8    target refused the credentials
-  9    already exists: site, protected VM or policy
-  10   state file written by a newer asr
+  9    already exists: site, protected VM, policy, or a file export won't replace
+  10   state file damaged, not a state file, unreadable, read-only, or newer
   11   verification failed: bytes differ
+  12   local folder or file unusable: missing, not a folder, read-only, full,
+       or a path too long (export folder, socket folder)
   130  cancelled (Ctrl-C or SIGTERM)`
 
 // usageError marks bad flags, arguments or configuration.
@@ -76,8 +79,10 @@ func exitCode(err error) int {
 		return exitLocked
 	case errors.Is(err, vault.ErrNoSite):
 		return exitNoSite
-	case errors.Is(err, vault.ErrSchema):
-		return exitSchema
+	case errors.Is(err, vault.ErrInvalid):
+		return exitUsage
+	case errors.Is(err, vault.ErrSchema), errors.Is(err, vault.ErrCorrupt), errors.Is(err, vault.ErrAccess):
+		return exitState
 	case errors.Is(err, vault.ErrExists), errors.Is(err, replica.ErrExists):
 		return exitExists
 	case errors.Is(err, replica.ErrMismatch):
@@ -90,9 +95,11 @@ func exitCode(err error) int {
 		return exitBadData
 	case errors.Is(err, vault.ErrNotFound), errors.Is(err, replica.ErrNotFound):
 		return exitNotFound
+	case errors.Is(err, replica.ErrLocal):
+		return exitLocal
 	case errors.Is(err, target.ErrAuth):
 		return exitAuth
-	case errors.Is(err, target.ErrUnavailable), errors.Is(err, target.ErrNoSpace),
+	case errors.Is(err, target.ErrNotFound), errors.Is(err, target.ErrUnavailable), errors.Is(err, target.ErrNoSpace),
 		errors.Is(err, target.ErrInvalid), errors.Is(err, target.ErrUnknownScheme), errors.Is(err, replica.ErrTarget):
 		return exitTarget
 	}

@@ -16,19 +16,34 @@ import (
 
 func newVHDCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "vhd", Short: "Look inside virtual disk files"}
-	c.AddCommand(&cobra.Command{
+	var format string
+	inspect := &cobra.Command{
 		Use:   "inspect FILE",
 		Short: "Show a VHD's (or raw image's) type, sizes, parent and validity",
 		Long: `Show a VHD's (or raw image's) type, virtual size, allocated bytes, parent
 and validity. A malformed file exits 6 with one line naming the first bad
 field and its offset; with -o json the fields that could be read are
-printed first.`,
+printed first.
+
+--format auto (the default) decides by content, then name: a valid VHD
+footer makes a VHD; a known foreign format (VHDX, qcow2, VMDK, QED, VDI)
+is refused; a .vhd/.avhd file without a valid footer is refused; .raw and
+.img files are raw; any other name is refused. --format vhd insists on a
+VHD; --format raw reads the whole file as the disk, whatever it holds. A
+raw image must be a non-zero multiple of 512 bytes. FIFOs, sockets,
+devices and directories are refused without being opened.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			info, err := vhd.Inspect(args[0])
+			f, err := vhd.ParseFormat(format)
+			if err != nil {
+				return usageError{fmt.Errorf("--format: %w", err)}
+			}
+			info, err := vhd.InspectAs(args[0], f)
 			return printInspect(g, args[0], info, err)
 		},
-	})
+	}
+	inspect.Flags().StringVar(&format, "format", "auto", "how to read FILE: auto, vhd or raw")
+	c.AddCommand(inspect)
 	return c
 }
 

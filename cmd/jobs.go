@@ -16,8 +16,13 @@ func newJobsCmd(g *globals) *cobra.Command {
 		Short: "List jobs, or show one job's steps",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			v, err := vault.Open(g.State, g.Timeout)
+			v, err := g.openVault()
 			if err != nil {
+				return err
+			}
+			// Jobs whose process died still say Running until a run that
+			// finds their lock free marks them Interrupted.
+			if err := v.SweepJobs(); err != nil {
 				return err
 			}
 			if len(args) == 1 {

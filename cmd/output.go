@@ -100,11 +100,22 @@ func (e *events) Event(vm, msg string) {
 
 // engine builds the replication engine on this site's state file.
 func (g *globals) engine() (*replica.Engine, error) {
+	v, err := g.openVault()
+	if err != nil {
+		return nil, err
+	}
+	return &replica.Engine{Vault: v, OpenTarget: g.openTarget, Events: &events{g: g}, HookTimeout: g.HostTimeout}, nil
+}
+
+// openVault opens the site's state file; a rolled-back transaction
+// (a damaged meta page) is reported on stderr, once.
+func (g *globals) openVault() (*vault.Vault, error) {
 	v, err := vault.Open(g.State, g.Timeout)
 	if err != nil {
 		return nil, err
 	}
-	return &replica.Engine{Vault: v, OpenTarget: g.openTarget, Events: &events{g: g}}, nil
+	v.Warn = func(msg string) { fmt.Fprintf(g.io.Err, "asr: warning: %s\n", oneLine(msg)) }
+	return v, nil
 }
 
 func (g *globals) openTarget(ctx context.Context, url string) (target.Target, error) {

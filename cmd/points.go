@@ -52,17 +52,35 @@ func newPointsCmd(g *globals) *cobra.Command {
 
 func newPointsExportCmd(g *globals) *cobra.Command {
 	var point, dir string
+	var force bool
 	c := &cobra.Command{
-		Use:   "export VM [--point ID|latest] --dir DIR",
+		Use:   "export VM [--point ID|latest] --dir DIR [--force]",
 		Short: "Write each disk of a VM at a recovery point as a fixed VHD in DIR",
-		Args:  cobra.ExactArgs(1),
+		Long: `Write each disk of a VM at a recovery point as a fixed VHD <disk>.vhd in DIR.
+An existing file is never replaced unless --force is given, and a protected
+disk of this site never, with --force or not. Each file is written as
+<file>.partial and renamed when complete; killed, the next export reuses it.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			e, err := g.engine()
 			if err != nil {
 				return err
 			}
 			var it vault.Item
-			if err := e.Vault.View(func(tx *vault.Tx) (err error) { it, err = tx.Item(args[0]); return }); err != nil {
+			var protected []string
+			err = e.Vault.View(func(tx *vault.Tx) error {
+				if it, err = tx.Item(args[0]); err != nil {
+					return err
+				}
+				items, err := tx.Items()
+				for _, o := range items {
+					for _, d := range o.Disks {
+						protected = append(protected, d.Path)
+					}
+				}
+				return err
+			})
+			if err != nil {
 				return err
 			}
 			t, err := g.openTarget(c.Context(), it.Target)
@@ -71,9 +89,10 @@ func newPointsExportCmd(g *globals) *cobra.Command {
 			}
 			defer t.Close()
 			ev := &events{g: g}
-			p, files, err := failover.Export(c.Context(), t, it.VM, point, dir, func(disk string, done, total int64) {
+			opt := failover.ExportOptions{Force: force, Protected: protected, Progress: func(disk string, done, total int64) {
 				ev.Progress(it.VM, "export "+disk, done, total)
-			})
+			}}
+			p, files, err := failover.Export(c.Context(), t, it.VM, point, dir, opt)
 			if err != nil {
 				return err
 			}
@@ -88,6 +107,7 @@ func newPointsExportCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().StringVar(&point, "point", "latest", "recovery point ID, or latest")
 	c.Flags().StringVar(&dir, "dir", "", "directory for the exported VHD files (required)")
+	c.Flags().BoolVar(&force, "force", false, "replace existing files (never a protected disk)")
 	c.MarkFlagRequired("dir")
 	return c
 }

@@ -49,7 +49,7 @@ func runPolicyCreate(g *globals, p vault.Policy) error {
 	if err := replica.CheckPolicy(p); err != nil {
 		return usageError{err}
 	}
-	v, err := vault.Open(g.State, g.Timeout)
+	v, err := g.openVault()
 	if err != nil {
 		return err
 	}
@@ -77,7 +77,7 @@ func newPolicyListCmd(g *globals) *cobra.Command {
 		Short: "List replication policies",
 		Args:  cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			v, err := vault.Open(g.State, g.Timeout)
+			v, err := g.openVault()
 			if err != nil {
 				return err
 			}

@@ -35,7 +35,7 @@ at any step, the next run finishes the job. Put it in cron every minute:
 				case r.Point != "" && r.Err() == nil:
 					done++
 					g.say("%s: point %s, %s shipped in %s", r.VM, r.Point, bytesString(r.Bytes), r.Duration.Round(1e6))
-				case r.Skipped != "" && len(args) > 0:
+				case r.Skipped != "" && (len(args) > 0 || r.Busy):
 					g.say("%s: skipped: %s", r.VM, r.Skipped)
 				}
 			}

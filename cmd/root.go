@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/asr-project/asr/replica/hook"
 	"github.com/spf13/viper"
 )
 
@@ -24,10 +26,15 @@ type globals struct {
 	Quiet   bool
 	Yes     bool
 	Timeout time.Duration
+	// HostTimeout bounds every operator command (freeze, thaw): host.timeout.
+	HostTimeout time.Duration
 }
 
 // Execute runs asr with the process's arguments and returns its exit code.
 func Execute() int {
+	if len(os.Args) > 1 && os.Args[1] == hook.GuardArg {
+		return hook.Guard(os.Args[2:])
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return Run(ctx, SystemIO(), os.Args[1:])
@@ -81,7 +88,7 @@ workload there and back.
 	root.AddCommand(
 		newInitCmd(g), newPolicyCmd(g), newEnableCmd(g), newDisableCmd(g),
 		newStatusCmd(g), newPointsCmd(g), newJobsCmd(g), newDemoCmd(g),
-		newReplicateCmd(g), newTrackCmd(g), newVHDCmd(g), newHRLCmd(g),
+		newReplicateCmd(g), newTrackCmd(g), newVHDCmd(g), newHRLCmd(g), newStateCmd(g),
 	)
 	return root
 }
@@ -91,7 +98,8 @@ workload there and back.
 func (g *globals) load(c *cobra.Command, config string) error {
 	v := g.v
 	v.SetEnvPrefix("ASR")
-	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_", ".", "_"))
+	v.SetDefault("host.timeout", "60s")
 	v.AutomaticEnv()
 	if config == "" {
 		config = os.Getenv("ASR_CONFIG")
@@ -118,7 +126,13 @@ func (g *globals) load(c *cobra.Command, config string) error {
 	g.Output = v.GetString("output")
 	g.Quiet = v.GetBool("quiet")
 	g.Yes = v.GetBool("yes")
-	g.Timeout = v.GetDuration("lock-timeout")
+	var err error
+	if g.Timeout, err = duration(v, "lock-timeout", "--lock-timeout, ASR_LOCK_TIMEOUT or lock-timeout in the config"); err != nil {
+		return err
+	}
+	if g.HostTimeout, err = duration(v, "host.timeout", "ASR_HOST_TIMEOUT or host.timeout in the config"); err != nil {
+		return err
+	}
 	if g.Output != "table" && g.Output != "json" {
 		return usageError{fmt.Errorf("--output %q: use table or json", g.Output)}
 	}
@@ -134,6 +148,17 @@ func (g *globals) load(c *cobra.Command, config string) error {
 		g.State = filepath.Join(dir, "asr", "site.db")
 	}
 	return nil
+}
+
+// duration reads a setting that must be a duration of zero or more;
+// viper alone would read "banana" as 0.
+func duration(v *viper.Viper, key, where string) (time.Duration, error) {
+	raw := v.GetString(key)
+	d, err := time.ParseDuration(raw)
+	if err != nil || d < 0 {
+		return 0, usageError{fmt.Errorf("%s %q: give a duration of zero or more, such as 5s or 2m", where, raw)}
+	}
+	return d, nil
 }
 
 // lookup reads a setting for backends (credentials): viper config or the

@@ -21,7 +21,7 @@ func run(t *testing.T, tty bool, args ...string) (string, string, int) {
 
 func TestExitCodesAreDocumented(t *testing.T) {
 	for _, c := range []int{exitOK, exitFailure, exitUsage, exitNotFound, exitNoSite, exitLocked, exitBadData,
-		exitTarget, exitAuth, exitExists, exitSchema, exitMismatch, exitCancelled} {
+		exitTarget, exitAuth, exitExists, exitState, exitMismatch, exitLocal, exitCancelled} {
 		if !strings.Contains(exitCodeHelp, "\n  "+strconv.Itoa(c)+" ") {
 			t.Errorf("exit code %d is not in asr --help", c)
 		}

@@ -11,8 +11,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/asr-project/asr/replica"
 	"github.com/asr-project/asr/replica/tracker"
 	"github.com/asr-project/asr/replica/tracker/nbd"
+	"github.com/asr-project/asr/vault"
 )
 
 func newTrackCmd(g *globals) *cobra.Command {
@@ -41,15 +43,33 @@ func runTrack(ctx context.Context, g *globals, vm, sockDir string, minFree int64
 	if err != nil {
 		return err
 	}
+	if err := replica.CheckName("VM", vm); err != nil {
+		return usageError{err}
+	}
+	var it vault.Item
+	if err := e.Vault.View(func(tx *vault.Tx) (err error) { it, err = tx.Item(vm); return }); err != nil {
+		return err
+	}
+	if sockDir == "" {
+		sockDir = e.TrackDir()
+		if err := os.MkdirAll(sockDir, 0o700); err != nil {
+			return fmt.Errorf("socket folder %s: %w", sockDir, errors.Join(replica.ErrLocal, err))
+		}
+	}
+	_, ctlPath := tracker.Paths(e.TrackDir(), vm)
+	socks := []string{ctlPath}
+	for _, d := range it.Disks {
+		socks = append(socks, filepath.Join(sockDir, vm+"-"+d.Name+".sock"))
+	}
+	// Checked before the tracker starts, so a refusal leaves no empty log.
+	if err := checkSocketDir(sockDir, socks); err != nil {
+		return err
+	}
 	tr, err := e.StartTracker(vm, g.Timeout, tracker.Options{MinFree: minFree})
 	if err != nil {
 		return err
 	}
 	defer tr.Close()
-	if sockDir == "" {
-		sockDir = e.TrackDir()
-	}
-	_, ctlPath := tracker.Paths(e.TrackDir(), vm)
 
 	ctl, err := listenUnix(ctlPath)
 	if err != nil {
@@ -95,6 +115,34 @@ func runTrack(ctx context.Context, g *globals, vm, sockDir string, minFree int64
 	}
 	g.say("%s: logs closed; tracker stopped", vm)
 	return nil
+}
+
+// maxSocketPath is sun_path's size less its terminating NUL.
+const maxSocketPath = 107
+
+// checkSocketDir says the sockets can be made: the folder exists, is a
+// folder, takes new files, and no path is too long for a Unix socket.
+func checkSocketDir(dir string, socks []string) error {
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("socket folder %s does not exist; create it or pass another --socket-dir: %w", dir, replica.ErrLocal)
+	case err != nil:
+		return fmt.Errorf("socket folder %s: %w", dir, errors.Join(replica.ErrLocal, err))
+	case !st.IsDir():
+		return fmt.Errorf("socket folder %s is not a folder; pass a folder as --socket-dir: %w", dir, replica.ErrLocal)
+	}
+	for _, p := range socks {
+		if len(p) > maxSocketPath {
+			return fmt.Errorf("socket path %s is %d bytes, a Unix socket allows %d; pass a shorter --socket-dir (or --state): %w", p, len(p), maxSocketPath, replica.ErrLocal)
+		}
+	}
+	probe, err := os.CreateTemp(dir, ".asr-probe-*")
+	if err != nil {
+		return fmt.Errorf("socket folder %s is not writable: %w", dir, errors.Join(replica.ErrLocal, err))
+	}
+	probe.Close()
+	return os.Remove(probe.Name())
 }
 
 // listenUnix listens on a Unix socket, replacing a stale socket file; the

@@ -52,7 +52,7 @@ func copyChunks(exts []vhd.Extent, from, limit int64) []chunk {
 // the bytes written to the target.
 func (e *Engine) copyDisk(ctx context.Context, t target.Target, it *vault.Item, i int, j *job) (int64, error) {
 	d := &it.Disks[i]
-	src, err := vhd.Open(d.Path)
+	src, err := vhd.OpenAs(d.Path, diskFormat(*d))
 	if err != nil {
 		return 0, fmt.Errorf("disk %s: %w", d.Path, err)
 	}

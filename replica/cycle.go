@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/asr-project/asr/replica/hook"
 	"github.com/asr-project/asr/replica/hrl"
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/replica/tracker"
@@ -61,7 +61,11 @@ func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *
 		}
 		crashpoint("snapshot")
 	}
-	pt := vault.Point{ID: p.Point, VM: it.VM, Time: p.Time, AppConsistent: p.AppConsistent, Disks: diskNames(it), Bytes: j.j.Bytes}
+	pt := vault.Point{ID: p.Point, VM: it.VM, Time: p.Time, AppConsistent: p.AppConsistent, Disks: diskNames(it), Bytes: j.j.Bytes,
+		Chain: map[string]vault.Link{}}
+	for i, d := range it.Disks {
+		pt.Chain[d.Name] = vault.Link{Seq: p.UpTo[d.Name], ID: lastIDs[i]}
+	}
 	if err := putJSON(ctx, t, pointKey(it.VM, pt.ID), pt); err != nil {
 		return err
 	}
@@ -119,16 +123,21 @@ func (e *Engine) rotate(ctx context.Context, it *vault.Item) (*vault.Pending, er
 	appDue := pol.FreezeCommand != "" && pol.AppConsistentEvery > 0 && e.now().Sub(it.LastAppAt) >= pol.AppConsistentEvery
 	frozen := false
 	if appDue {
-		if err := runHook(ctx, pol.FreezeCommand, it.VM); err != nil {
+		if err := e.runHook(ctx, pol.FreezeCommand, it.VM); err != nil {
 			e.event(it.VM, "freeze failed, this point is crash-consistent: %v", err)
 		} else {
 			frozen = true
 		}
 	}
-	sealed, err := e.sealedLogs(ctx, it)
+	var sealed map[string]uint64
+	err := ctx.Err() // cancelled during the freeze: no point is made
+	if err == nil {
+		sealed, err = e.sealedLogs(ctx, it)
+	}
 	if appDue && pol.ThawCommand != "" {
-		// Thaw even when freeze failed: a half-frozen guest must not stay so.
-		if terr := runHook(ctx, pol.ThawCommand, it.VM); terr != nil {
+		// Thaw even when freeze failed or asr is being stopped: a
+		// half-frozen guest must not stay so. Only the timeout bounds it.
+		if terr := e.runHook(context.WithoutCancel(ctx), pol.ThawCommand, it.VM); terr != nil {
 			e.event(it.VM, "thaw failed, this point is crash-consistent: %v", terr)
 			frozen = false
 		}
@@ -202,14 +211,11 @@ func (e *Engine) lockTracker(vm string) (*vault.Lock, error) {
 	return vault.LockFile(lockPath, 0)
 }
 
-// runHook runs an operator's freeze or thaw command with {vm} replaced.
-func runHook(ctx context.Context, command, vm string) error {
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", strings.ReplaceAll(command, "{vm}", vm))
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s: %v: %s", command, err, strings.TrimSpace(string(out)))
-	}
-	return nil
+// runHook runs an operator's freeze or thaw command with {vm} replaced,
+// bounded by the engine's HookTimeout.
+func (e *Engine) runHook(ctx context.Context, command, vm string) error {
+	_, err := hook.Run(ctx, strings.ReplaceAll(command, "{vm}", vm), e.HookTimeout)
+	return err
 }
 
 // removeLogs deletes a disk's log files up to and including seq.

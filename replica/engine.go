@@ -30,6 +30,8 @@ type Engine struct {
 	OpenTarget func(ctx context.Context, url string) (target.Target, error)
 	Events     Events // nil: nothing reported
 	Now        func() time.Time
+	// HookTimeout bounds each operator command; 0 is hook.DefaultTimeout.
+	HookTimeout time.Duration
 }
 
 func (e *Engine) now() time.Time {

@@ -18,4 +18,7 @@ var (
 	ErrMismatch = errors.New("verification failed")
 	// ErrResync: the item needs a resync before it can replicate again.
 	ErrResync = errors.New("resync required")
+	// ErrLocal: a local folder or file asr must use is missing, not a
+	// folder, read-only, full, or its path is too long.
+	ErrLocal = errors.New("local path unusable")
 )

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/asr-project/asr/replica/target"
@@ -14,13 +15,16 @@ import (
 const Layout = 1
 
 // Manifest describes a protected VM on its target, enough for a recovery
-// site to fail over without the primary's state file.
+// site to fail over without the primary's state file, and for the primary
+// to rebuild its state file (asr state rebuild).
 type Manifest struct {
 	Layout int            `json:"layout"`
 	VM     string         `json:"vm"`
 	Site   string         `json:"site"`
 	Disks  []ManifestDisk `json:"disks"`
 	Time   time.Time      `json:"time"`
+	// Policy is the VM's policy as it was when protection was enabled.
+	Policy *vault.Policy `json:"policy,omitempty"`
 }
 
 // ManifestDisk is one disk in a manifest.
@@ -29,6 +33,11 @@ type ManifestDisk struct {
 	Replica     string `json:"replica"`
 	Size        int64  `json:"size"`
 	ReplicaSize int64  `json:"replica_size"`
+	// Source, Format and FirstID are the source disk at the primary and
+	// the random ID its log chain starts from.
+	Source  string `json:"source,omitempty"`
+	Format  string `json:"format,omitempty"`
+	FirstID string `json:"first_id,omitempty"`
 }
 
 func manifestKey(vm string) string  { return "vms/" + vm + "/manifest.json" }
@@ -58,10 +67,13 @@ func putJSON(ctx context.Context, t target.Target, key string, v any) error {
 	return nil
 }
 
-func putManifest(ctx context.Context, t target.Target, site string, it *vault.Item, now time.Time) error {
-	m := Manifest{Layout: Layout, VM: it.VM, Site: site, Time: now,
+// putManifest writes the manifest at enable time, when each disk's
+// AppliedID is still the chain's first link.
+func putManifest(ctx context.Context, t target.Target, site string, it *vault.Item, pol *vault.Policy, now time.Time) error {
+	m := Manifest{Layout: Layout, VM: it.VM, Site: site, Time: now, Policy: pol,
 		Disks: mapDisks(it, func(d vault.Disk) ManifestDisk {
-			return ManifestDisk{Name: d.Name, Replica: d.Replica, Size: d.Size, ReplicaSize: d.ReplicaSize}
+			return ManifestDisk{Name: d.Name, Replica: d.Replica, Size: d.Size, ReplicaSize: d.ReplicaSize,
+				Source: d.Path, Format: d.Format, FirstID: d.AppliedID}
 		})}
 	return putJSON(ctx, t, manifestKey(it.VM), m)
 }
@@ -80,6 +92,21 @@ func ReadManifest(ctx context.Context, t target.Target, vm string) (Manifest, er
 		return m, fmt.Errorf("manifest of VM %s has layout %d, this asr knows %d; upgrade asr: %w", vm, m.Layout, Layout, ErrBadData)
 	}
 	return m, nil
+}
+
+// TargetVMs lists the VMs whose manifests a target holds.
+func TargetVMs(ctx context.Context, t target.Target) ([]string, error) {
+	keys, err := t.ListObjects(ctx, "vms/")
+	if err != nil {
+		return nil, err
+	}
+	var vms []string
+	for _, k := range keys {
+		if vm, ok := strings.CutSuffix(strings.TrimPrefix(k, "vms/"), "/manifest.json"); ok && !strings.Contains(vm, "/") {
+			vms = append(vms, vm)
+		}
+	}
+	return vms, nil
 }
 
 // TargetPoints lists a VM's recovery points as recorded on the target,

@@ -44,6 +44,9 @@ func CheckPolicy(p vault.Policy) error {
 	if p.Retention > 0 && p.Retention < p.Frequency {
 		return fmt.Errorf("retention %s is shorter than the frequency %s: %w", p.Retention, p.Frequency, ErrInvalid)
 	}
+	if p.BandwidthWork < 0 || p.BandwidthOther < 0 {
+		return fmt.Errorf("bandwidth limits can't be negative; give MiB/s, or 0 for no limit: %w", ErrInvalid)
+	}
 	if !window.MatchString(p.ResyncWindow) {
 		return fmt.Errorf("resync window %q: use HH:MM-HH:MM: %w", p.ResyncWindow, ErrInvalid)
 	}

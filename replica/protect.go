@@ -25,6 +25,7 @@ type Protect struct {
 	Disks  []string // disk file paths
 	Target string   // target URL
 	Policy string
+	Format vhd.Format // how to read the disks; FormatAuto by name and content
 }
 
 // freeSpacer is implemented by targets that can tell their free space.
@@ -64,13 +65,21 @@ func (e *Engine) EnableProtection(ctx context.Context, req Protect) (vault.Job, 
 	case err != nil && !errors.Is(err, vault.ErrNotFound):
 		return vault.Job{}, err
 	}
+	// The disks are checked before the target is even opened (opening a
+	// file target creates its folder).
+	var need int64
+	if !resume {
+		if it, need, err = e.prepare(req); err != nil {
+			return vault.Job{}, err
+		}
+	}
 	t, err := e.openTarget(ctx, req.Target)
 	if err != nil {
 		return vault.Job{}, err
 	}
 	defer t.Close()
 	if !resume {
-		if it, err = e.prepare(ctx, t, req); err != nil {
+		if err := checkTarget(ctx, t, &it, need); err != nil {
 			return vault.Job{}, err
 		}
 	}
@@ -119,16 +128,16 @@ func sameRequest(it vault.Item, req Protect) bool {
 	return req.Policy == "" || req.Policy == it.Policy
 }
 
-// prepare checks every prerequisite before anything is written and returns
-// the item to record.
-func (e *Engine) prepare(ctx context.Context, t target.Target, req Protect) (vault.Item, error) {
+// prepare checks the policy, the names and the disks before anything is
+// written, and returns the item to record and the bytes the target needs.
+func (e *Engine) prepare(req Protect) (vault.Item, int64, error) {
 	it := vault.Item{VM: req.VM, Policy: req.Policy, Target: req.Target, State: vault.StateInitialReplication,
 		Health: vault.HealthNormal, Created: e.now()}
 	if it.Policy == "" {
 		it.Policy = DefaultPolicy
 	}
 	if len(req.Disks) == 0 {
-		return it, fmt.Errorf("VM %s: name at least one --disk: %w", req.VM, ErrInvalid)
+		return it, 0, fmt.Errorf("VM %s: name at least one --disk: %w", req.VM, ErrInvalid)
 	}
 	var others []vault.Item
 	err := e.Vault.View(func(tx *vault.Tx) (err error) {
@@ -139,28 +148,28 @@ func (e *Engine) prepare(ctx context.Context, t target.Target, req Protect) (vau
 		return err
 	})
 	if err != nil {
-		return it, err
+		return it, 0, err
 	}
 	var need int64
 	for _, p := range req.Disks {
-		d, alloc, err := inspectDisk(p)
+		d, alloc, err := inspectDisk(p, req.Format)
 		if err != nil {
-			return it, err
+			return it, 0, err
 		}
 		if !diskName.MatchString(d.Name) {
-			return it, fmt.Errorf("disk %s: its name %q can't be used; rename the file: %w", p, d.Name, ErrInvalid)
+			return it, 0, fmt.Errorf("disk %s: its name %q can't be used; rename the file: %w", p, d.Name, ErrInvalid)
 		}
 		for _, o := range it.Disks {
 			if sameFile(o.Path, d.Path) {
-				return it, fmt.Errorf("disks %s and %s are the same file: %w", o.Path, d.Path, ErrInvalid)
+				return it, 0, fmt.Errorf("disks %s and %s are the same file: %w", o.Path, d.Path, ErrInvalid)
 			}
 			if o.Name == d.Name {
-				return it, fmt.Errorf("disks %s and %s both have the name %q; rename one file: %w", o.Path, d.Path, d.Name, ErrInvalid)
+				return it, 0, fmt.Errorf("disks %s and %s both have the name %q; rename one file: %w", o.Path, d.Path, d.Name, ErrInvalid)
 			}
 		}
 		for _, o := range others {
 			if slices.ContainsFunc(o.Disks, func(x vault.Disk) bool { return sameFile(x.Path, d.Path) }) {
-				return it, fmt.Errorf("disk %s is already protected as part of VM %s: %w", d.Path, o.VM, ErrExists)
+				return it, 0, fmt.Errorf("disk %s is already protected as part of VM %s: %w", d.Path, o.VM, ErrExists)
 			}
 		}
 		d.Replica = replicaName(req.VM, d.Name)
@@ -170,10 +179,10 @@ func (e *Engine) prepare(ctx context.Context, t target.Target, req Protect) (vau
 		it.Disks = append(it.Disks, d)
 		need += alloc
 	}
-	return it, checkTarget(ctx, t, &it, need)
+	return it, need, nil
 }
 
-func inspectDisk(path string) (vault.Disk, int64, error) {
+func inspectDisk(path string, format vhd.Format) (vault.Disk, int64, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return vault.Disk{}, 0, err
@@ -181,16 +190,18 @@ func inspectDisk(path string) (vault.Disk, int64, error) {
 	if _, err := os.Stat(abs); err != nil {
 		return vault.Disk{}, 0, fmt.Errorf("disk %s: %w", path, errors.Join(ErrNotFound, err))
 	}
+	// Opened first: the format check refuses a FIFO or device without
+	// blocking, before anything else opens the path.
+	vd, err := vhd.OpenAs(abs, format)
+	if err != nil {
+		return vault.Disk{}, 0, fmt.Errorf("disk %s can't be read: %w", path, errors.Join(ErrBadData, err))
+	}
+	defer vd.Close()
 	if l, err := tracker.LockImage(abs); err != nil {
 		return vault.Disk{}, 0, fmt.Errorf("disk %s: %w", path, errors.Join(vault.ErrLocked, err))
 	} else {
 		l.Close()
 	}
-	vd, err := vhd.Open(abs)
-	if err != nil {
-		return vault.Disk{}, 0, fmt.Errorf("disk %s can't be read: %w", path, errors.Join(ErrBadData, err))
-	}
-	defer vd.Close()
 	alloc, err := vd.AllocatedBytes()
 	if err != nil {
 		return vault.Disk{}, 0, fmt.Errorf("disk %s: %w", path, errors.Join(ErrBadData, err))
@@ -234,7 +245,11 @@ func (e *Engine) initial(ctx context.Context, t target.Target, site string, it *
 	if err := j.step("write manifest"); err != nil {
 		return err
 	}
-	if err := putManifest(ctx, t, site, it, e.now()); err != nil {
+	var pol vault.Policy
+	if err := e.Vault.View(func(tx *vault.Tx) (err error) { pol, err = tx.Policy(it.Policy); return }); err != nil {
+		return err
+	}
+	if err := putManifest(ctx, t, site, it, &pol, e.now()); err != nil {
 		return err
 	}
 	for i := range it.Disks {
@@ -256,6 +271,9 @@ func (e *Engine) initial(ctx context.Context, t target.Target, site string, it *
 // DisableProtection stops protecting a VM: its record, points and local
 // logs go; the replica and its snapshots go too unless keepReplica.
 func (e *Engine) DisableProtection(ctx context.Context, vm string, keepReplica bool) error {
+	if err := CheckName("VM", vm); err != nil {
+		return err
+	}
 	lock, err := e.Vault.LockVM(vm)
 	if err != nil {
 		return err
@@ -311,10 +329,19 @@ func removeFromTarget(ctx context.Context, t target.Target, it *vault.Item) erro
 	return nil
 }
 
-// redact drops what may be a secret from a URL before it is shown.
+// redact drops what may be a secret from a URL before it is shown: all
+// before the last '@' (a password may hold any character, '/' too) and
+// the query.
 func redact(raw string) string {
-	if i := strings.IndexAny(raw, "?@"); i >= 0 {
-		return raw[:i] + "…"
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		raw = raw[:i] + "?…"
+	}
+	if i := strings.LastIndexByte(raw, '@'); i >= 0 {
+		scheme := ""
+		if j := strings.Index(raw[:i], "://"); j >= 0 {
+			scheme = raw[:j+3]
+		}
+		raw = scheme + "…@" + raw[i+1:]
 	}
 	return raw
 }

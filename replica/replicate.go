@@ -18,6 +18,7 @@ type Result struct {
 	Bytes    int64         `json:"bytes"`
 	Duration time.Duration `json:"duration"`
 	Skipped  string        `json:"skipped,omitempty"` // why nothing was done
+	Busy     bool          `json:"busy,omitempty"`    // skipped: another asr job holds the VM
 	Error    string        `json:"error,omitempty"`
 	err      error
 }
@@ -29,6 +30,11 @@ func (r Result) Err() error { return r.err }
 // when none is named. It returns one result per VM considered; the error is
 // the first failure, so cron sees a non-zero exit.
 func (e *Engine) Replicate(ctx context.Context, vms []string) ([]Result, error) {
+	for _, vm := range vms {
+		if err := CheckName("VM", vm); err != nil {
+			return nil, err
+		}
+	}
 	var items []vault.Item
 	var pols []vault.Policy
 	err := e.Vault.View(func(tx *vault.Tx) (err error) {
@@ -48,7 +54,7 @@ func (e *Engine) Replicate(ctx context.Context, vms []string) ([]Result, error) 
 			out = append(out, Result{VM: it.VM, Skipped: why})
 			continue
 		}
-		r := e.replicateOne(ctx, it.VM)
+		r := e.replicateOne(ctx, it.VM, len(vms) > 0)
 		if r.err != nil && first == nil {
 			first = r.err
 		}
@@ -95,10 +101,22 @@ func RetryAfter(n int) time.Duration {
 	return (25 + 30*time.Duration(n-len(steps))) * time.Minute
 }
 
-func (e *Engine) replicateOne(ctx context.Context, vm string) Result {
+// replicateOne runs one VM's cycle. A VM named on the command line waits
+// for the lock like any command; from cron (none named) a VM busy with
+// another job (an initial copy, a resync) is skipped at once, so one long
+// job neither fails cron nor makes it wait out the lock timeout per VM.
+func (e *Engine) replicateOne(ctx context.Context, vm string, named bool) Result {
 	start := time.Now()
 	r := Result{VM: vm}
-	lock, err := e.Vault.LockVM(vm)
+	lockVM := e.Vault.LockVM
+	if !named {
+		lockVM = e.Vault.TryLockVM
+	}
+	lock, err := lockVM(vm)
+	if !named && errors.Is(err, vault.ErrLocked) {
+		r.Skipped, r.Busy = "busy with another asr job: "+err.Error(), true
+		return r
+	}
 	if err != nil {
 		r.err = err
 		r.Error = err.Error()
@@ -133,6 +151,9 @@ func (e *Engine) replicateOne(ctx context.Context, vm string) Result {
 }
 
 func (e *Engine) runCycle(ctx context.Context, site string, it *vault.Item, j *job) error {
+	if err := checkSources(*it); err != nil {
+		return err
+	}
 	t, err := e.openTarget(ctx, it.Target)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/asr-project/asr/replica/tracker"
+	"github.com/asr-project/asr/replica/vhd"
 	"github.com/asr-project/asr/vault"
 )
 
@@ -40,6 +41,10 @@ func (e *Engine) StartTracker(vm string, timeout time.Duration, opt tracker.Opti
 		lock.Unlock()
 		return nil, err
 	}
+	if err := checkSources(it); err != nil {
+		lock.Unlock()
+		return nil, err
+	}
 	tr, err := tracker.Start(TrackSpecs(it), opt)
 	if err != nil {
 		lock.Unlock()
@@ -66,11 +71,30 @@ func trackError(err error) error {
 	return err
 }
 
+// checkSources says every source disk of an item is still there.
+func checkSources(it vault.Item) error {
+	for _, d := range it.Disks {
+		if _, err := os.Stat(d.Path); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("source disk %s of VM %s is missing; restore it, or disable protection: %w", d.Path, it.VM, ErrNotFound)
+		}
+	}
+	return nil
+}
+
+// diskFormat is how a protected disk is opened: as the kind protection
+// recorded, never guessed again.
+func diskFormat(d vault.Disk) vhd.Format {
+	if d.Format == string(vhd.TypeRaw) {
+		return vhd.FormatRaw
+	}
+	return vhd.FormatVHD
+}
+
 // TrackSpecs says where each of the item's disks stands in its log chain,
 // for a tracker to continue it.
 func TrackSpecs(it vault.Item) []tracker.DiskSpec {
 	return mapDisks(&it, func(d vault.Disk) tracker.DiskSpec {
 		id, _ := uuid.Parse(d.AppliedID)
-		return tracker.DiskSpec{Name: d.Name, Path: d.Path, Size: d.Size, AppliedSeq: d.AppliedSeq, AppliedID: id}
+		return tracker.DiskSpec{Name: d.Name, Path: d.Path, Size: d.Size, AppliedSeq: d.AppliedSeq, AppliedID: id, Format: diskFormat(d)}
 	})
 }

@@ -94,6 +94,15 @@ type Point struct {
 	AppConsistent bool      `json:"app_consistent"`
 	Disks         []string  `json:"disks"` // disk names; snapshot name = ID
 	Bytes         int64     `json:"bytes"` // bytes shipped for this point
+	// Chain says, per disk name, the last log the point holds: where the
+	// chain goes on from (asr state rebuild reads it from the target).
+	Chain map[string]Link `json:"chain,omitempty"`
+}
+
+// Link is one log in a disk's chain: its sequence number and ID.
+type Link struct {
+	Seq uint64 `json:"seq"`
+	ID  string `json:"id"`
 }
 
 // Job states.
@@ -101,6 +110,9 @@ const (
 	JobRunning   = "Running"
 	JobSucceeded = "Succeeded"
 	JobFailed    = "Failed"
+	// JobInterrupted: found Running with nobody holding its VM's lock, so
+	// the process running it died (kill -9, a crash, a power cut).
+	JobInterrupted = "Interrupted"
 )
 
 // Job is the record of one long operation.

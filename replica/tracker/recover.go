@@ -90,7 +90,7 @@ func recoverDisk(s DiskSpec) (chainEnd, error) {
 			return end, fmt.Errorf("disk %s: %w: %w", s.Name, ErrUntrusted, err)
 		}
 	}
-	id, err := relog(s.Path, LogPath(s.Path, end.Seq+1), end.ID, rec)
+	id, err := relog(s, LogPath(s.Path, end.Seq+1), end.ID, rec)
 	if err != nil {
 		return end, fmt.Errorf("disk %s: recover the activity log's extents: %w", s.Name, err)
 	}
@@ -104,8 +104,8 @@ func recoverDisk(s DiskSpec) (chainEnd, error) {
 // relog writes a sealed log at path, chained to prev, holding the current
 // content of the record's extents. A crash while it runs leaves an open
 // log that the next Recover seals and follows with the same extents.
-func relog(disk, path string, prev uuid.UUID, rec alRecord) (uuid.UUID, error) {
-	vd, err := vhd.Open(disk)
+func relog(s DiskSpec, path string, prev uuid.UUID, rec alRecord) (uuid.UUID, error) {
+	vd, err := vhd.OpenAs(s.Path, s.Format)
 	if err != nil {
 		return uuid.Nil, err
 	}

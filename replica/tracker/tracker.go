@@ -33,6 +33,9 @@ type DiskSpec struct {
 	// chain continues from there when no newer log file exists.
 	AppliedSeq uint64
 	AppliedID  uuid.UUID
+	// Format is how the file is read: vhd.FormatRaw or vhd.FormatVHD as
+	// protection recorded it (FormatAuto decides by name and content).
+	Format vhd.Format
 }
 
 // Options tune a tracker; the zero value is the default.
@@ -144,7 +147,7 @@ func (t *Tracker) open(s DiskSpec) (_ *Disk, err error) {
 	if d.lock, err = LockImage(s.Path); err != nil {
 		return nil, err
 	}
-	if d.vd, err = vhd.OpenWritable(s.Path); err != nil {
+	if d.vd, err = vhd.OpenWritableAs(s.Path, s.Format); err != nil {
 		return nil, fmt.Errorf("track disk %s: %w", s.Name, err)
 	}
 	d.size = d.vd.Size()

@@ -31,8 +31,8 @@ type Disk struct {
 
 	ft footer
 	// tailMissing: only the copy of the footer at offset 0 was found (a
-	// dynamic file cut short). Open reads such a disk, OpenWritable refuses
-	// it with tailErr, and Inspect reports tailErr.
+	// dynamic file cut short). Open and OpenWritable refuse such a disk
+	// with tailErr; Inspect reads it and reports tailErr.
 	tailMissing bool
 	tailErr     error
 
@@ -52,29 +52,51 @@ type Disk struct {
 // maxChainDepth bounds a differencing chain so a loop of locators ends.
 const maxChainDepth = 16
 
-// Open opens a raw image or a VHD read-only. A VHD is recognised by the
-// "conectix" footer in the last 512 bytes, or, for a dynamic or differencing
-// disk whose tail was lost, by the copy of the footer at offset 0. A
-// differencing disk opens its parent chain too.
-func Open(path string) (*Disk, error) { return openDisk(path, false, nil, nil) }
+// Open is OpenAs(path, FormatAuto).
+func Open(path string) (*Disk, error) { return OpenAs(path, FormatAuto) }
 
-// OpenWritable is Open for reading and writing; the parents of a
+// OpenWritable is OpenWritableAs(path, FormatAuto).
+func OpenWritable(path string) (*Disk, error) { return OpenWritableAs(path, FormatAuto) }
+
+// OpenAs opens a VHD or raw image read-only, deciding the format as doc.go
+// says (f names it, or FormatAuto decides by content and name). A file that
+// is not what it must be is refused with a *FormatError. A differencing
+// disk opens its parent chain too.
+func OpenAs(path string, f Format) (*Disk, error) {
+	return openDisk(path, openMode{format: f}, nil, nil)
+}
+
+// OpenWritableAs is OpenAs for reading and writing; the parents of a
 // differencing disk stay read-only.
-func OpenWritable(path string) (*Disk, error) { return openDisk(path, true, nil, nil) }
+func OpenWritableAs(path string, f Format) (*Disk, error) {
+	return openDisk(path, openMode{format: f, writable: true}, nil, nil)
+}
 
-// openDisk opens path; children holds the files of the differencing disks
+// openMode says how openDisk opens a file. inspect keeps a dynamic disk
+// whose tail footer is missing open (d.tailErr set), so Inspect can report
+// it; otherwise such a disk is refused with tailErr.
+type openMode struct {
+	format   Format
+	writable bool
+	inspect  bool
+}
+
+// openDisk opens path; chain holds the files of the differencing disks
 // whose chain led here, so a locator loop is caught.
-func openDisk(path string, writable bool, children []os.FileInfo, info *Info) (*Disk, error) {
-	flag := os.O_RDONLY
-	if writable {
-		flag = os.O_RDWR
+func openDisk(path string, m openMode, chain []os.FileInfo, info *Info) (*Disk, error) {
+	var err error
+	if m.format, err = ParseFormat(string(m.format)); err != nil {
+		return nil, fmt.Errorf("vhd %s: %w", path, err)
 	}
-	f, err := os.OpenFile(path, flag, 0)
+	f, st, err := openFile(path, m.writable)
 	if err != nil {
-		return nil, fmt.Errorf("vhd %s: open: %w", path, err)
+		return nil, err
 	}
-	d := &Disk{path: path, f: f, writable: writable}
-	if err := d.load(children, info); err != nil {
+	d := &Disk{path: path, f: f, writable: m.writable}
+	if err = d.load(st, m, chain, info); err == nil && !m.inspect {
+		err = d.tailErr // reported after any error further in, as Inspect does
+	}
+	if err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -83,56 +105,37 @@ func openDisk(path string, writable bool, children []os.FileInfo, info *Info) (*
 
 // load detects the format and reads the metadata, filling info (if not
 // nil) as it goes so Inspect can report what it read before a failure.
-func (d *Disk) load(children []os.FileInfo, info *Info) error {
-	st, err := d.f.Stat()
-	if err != nil {
-		return fmt.Errorf("vhd %s: stat: %w", d.path, err)
-	}
+func (d *Disk) load(st os.FileInfo, m openMode, chain []os.FileInfo, info *Info) error {
 	fileSize := st.Size()
 	if info != nil {
 		info.FileSize = fileSize
-		info.Type = TypeRaw
 	}
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("vhd %s: not a regular file (mode %v): %w", d.path, st.Mode(), ErrUnsupported)
-	}
-	d.typ, d.size, d.footerOff = TypeRaw, fileSize, -1
-
-	var buf [footerSize]byte
-	if fileSize < footerSize {
-		return d.fillInfo(info)
-	}
-	if err := d.pread(buf[:], fileSize-footerSize, "footer"); err != nil {
-		return err
-	}
-	footerAt := fileSize - footerSize
-	if string(buf[:8]) != footerCookie {
-		// No tail footer: a dynamic disk still has its copy at offset 0.
-		if err := d.pread(buf[:], 0, "footer copy"); err != nil {
-			return err
-		}
-		ft, err := parseFooter(buf[:], d.path, 0)
-		if err != nil || ft.diskType == diskFixed {
-			return d.fillInfo(info) // raw: a valid footer copy is the only sign of a VHD
-		}
-		d.tailMissing = true
-		footerAt = 0
-	}
-	d.ft, err = parseFooter(buf[:], d.path, footerAt)
-	d.fillFooterInfo(info)
+	buf, tailless, err := d.detect(fileSize, m.format)
 	if err != nil {
 		return err
 	}
+	if buf == nil {
+		d.typ, d.size, d.footerOff = TypeRaw, fileSize, -1
+		return d.fillInfo(info)
+	}
+	footerAt := fileSize - footerSize
+	if tailless {
+		footerAt = 0
+	}
+	d.ft, err = parseFooter(buf, d.path, footerAt)
+	d.fillFooterInfo(info)
+	if err != nil {
+		if m.format == FormatAuto && hasExt(d.path, ".raw", ".img") {
+			return fmt.Errorf("%w (if the whole file is the disk, pass --format raw)", err)
+		}
+		return err
+	}
 	d.size = int64(d.ft.curSize)
-	if d.tailMissing {
-		d.footerOff = fileSize
+	d.footerOff = footerAt
+	if tailless {
+		d.tailMissing, d.footerOff = true, fileSize
 		d.tailErr = formatErr(d.path, "footer", fileSize-footerSize, 0, ErrTruncated,
 			"no footer at the end of the file, only the copy at offset 0")
-		if d.writable {
-			return d.tailErr
-		}
-	} else {
-		d.footerOff = footerAt
 	}
 
 	switch d.ft.diskType {
@@ -151,7 +154,7 @@ func (d *Disk) load(children []os.FileInfo, info *Info) error {
 			return err
 		}
 		if d.typ == TypeDifferencing {
-			if err := d.openParent(append(children, st), info); err != nil {
+			if err := d.openParent(append(chain, st), info); err != nil {
 				return err
 			}
 		}

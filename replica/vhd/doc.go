@@ -5,13 +5,42 @@
 // locators, and the allocated-range listing the initial copy uses to skip
 // what was never written. Replica disks are fixed VHDs made by CreateFixed.
 //
+// Opening: OpenAs, OpenWritableAs and InspectAs take a Format (Open,
+// OpenWritable and Inspect are their FormatAuto versions) and decide in this
+// order (probe.go):
+//
+//  1. Only regular files. A FIFO, socket, device or directory is refused
+//     with ErrNotImage before it is opened; the open uses O_NONBLOCK and is
+//     checked again with fstat, so a file swapped in after the stat cannot
+//     block it either.
+//  2. FormatRaw: the whole file is the disk, whatever it holds (the
+//     operator said so, as with qemu's format=raw). Its size must be a
+//     non-zero multiple of 512, or ErrSizeMismatch.
+//  3. A "conectix" cookie in the last 512 bytes makes a VHD whatever the
+//     name, and the footer must then be valid: a bad checksum, type or size
+//     is reported, never read as raw. Content wins over a .raw/.img name (a
+//     checksummed footer is unambiguous); a damaged footer there is refused
+//     too, with a pointer to --format raw.
+//  4. Else a valid dynamic or differencing footer copy at offset 0 means a
+//     VHD whose tail footer was lost: refused with ErrTruncated (or an error
+//     found further in). InspectAs reads it and reports the error.
+//  5. Else a known foreign format is named and refused with ErrForeign:
+//     VHDX ("vhdxfile"), qcow2 ("QFI\xfb"), VMDK ("KDMV" or a "# Disk
+//     DescriptorFile" text), QED ("QED\0"), VDI ("<<< " and 0xbeda107f at
+//     offset 64), all at offset 0. The hint says how to convert it.
+//  6. Else FormatVHD, or a name ending .vhd or .avhd (any case), is a VHD
+//     without a footer: refused at the footer cookie with ErrBadCookie, or
+//     ErrTruncated when the file size is not a multiple of 512.
+//  7. Else a name ending .raw or .img (any case) is raw, sized as in 2.
+//  8. Else ErrUnknownFormat: name the file .vhd, .raw or .img, or pass
+//     FormatRaw (--format raw).
+//
+// Every refusal is a *FormatError wrapping its sentinel (file type, size
+// and format errors name no offset). Old 511-byte footers are not
+// recognised.
+//
 // Decisions:
 //
-//   - Detection: a "conectix" footer in the last 512 bytes makes a VHD;
-//     without one, a valid dynamic or differencing footer copy at offset 0
-//     makes a VHD whose tail was lost (readable by Open, refused by
-//     OpenWritable, flagged by Inspect); anything else is raw. Old 511-byte
-//     footers are not recognised.
 //   - Strictness: bad cookies or checksums, fixed files whose size is not
 //     footer size + 512, a BAT smaller than the virtual size, and BAT
 //     entries outside the data area or over the footer copy, header or BAT
@@ -32,12 +61,13 @@
 //     Dynamic blocks get an all-ones bitmap (like qemu); differencing blocks
 //     start all-zero and writes are widened to whole sectors with the bytes
 //     the disk reads there now. WriteAt holds a mutex; ReadAt a read lock.
-//   - Parent chain: the parent must carry the child's parent UUID; the
-//     parent time stamp must be 0 or match the parent footer's time stamp or
-//     the parent file's mtime (tools store either). Otherwise ErrBrokenChain.
+//   - Parent chain: a parent is opened as FormatVHD (never raw, never
+//     tail-less) and must carry the child's parent UUID; the parent time
+//     stamp must be 0 or match the parent footer's time stamp or the parent
+//     file's mtime (tools store either). Otherwise ErrBrokenChain.
 //   - Extents are block-granular for VHDs (differencing: union with the
 //     parent's) and SEEK_DATA/SEEK_HOLE regions for fixed and raw files.
-//   - Only regular files are opened. A Disk reads the BAT once at open:
+//   - A Disk reads the BAT once at open:
 //     blocks another handle allocates later are seen only after reopening,
 //     so a writer and its readers should share one Disk.
 //

@@ -26,7 +26,8 @@ var (
 	// between MinBlockSize and MaxBlockSize.
 	ErrBlockSize = errors.New("bad block size")
 	// ErrSizeMismatch: the declared virtual size disagrees with the file
-	// (fixed: file is not size+512 bytes; dynamic: BAT too small).
+	// (fixed: file is not size+512 bytes; dynamic: BAT too small; raw: the
+	// file is empty or not whole 512-byte sectors).
 	ErrSizeMismatch = errors.New("size mismatch")
 	// ErrUnsupported: a disk type or field value this package does not handle.
 	ErrUnsupported = errors.New("unsupported VHD")
@@ -39,24 +40,40 @@ var (
 	// ErrOutOfRange: an offset or size outside the virtual disk, or a
 	// size this package refuses to create.
 	ErrOutOfRange = errors.New("offset out of range")
+
+	// ErrNotImage: the path is a FIFO, socket, device, directory or other
+	// non-regular file; it is refused before anything is read from it.
+	ErrNotImage = errors.New("not a disk image file")
+	// ErrForeign: the file is a known image format this package does not
+	// read (VHDX, qcow2, VMDK, QED, VDI); the message names it.
+	ErrForeign = errors.New("unsupported image format")
+	// ErrUnknownFormat: under FormatAuto, a file with no valid VHD footer
+	// whose name ends neither .vhd/.avhd nor .raw/.img; also a --format
+	// value ParseFormat does not know.
+	ErrUnknownFormat = errors.New("unknown image format")
 )
 
 // hints tell the operator what to do next, per sentinel.
 var hints = map[error]string{
-	ErrBadCookie:    "the file is not a VHD or its metadata is damaged; check it with `asr vhd inspect`",
-	ErrBadChecksum:  "the metadata is damaged; restore the disk from a replica or a recovery point",
-	ErrTruncated:    "the file was cut short (interrupted copy?); copy it again or restore it",
-	ErrBATPastEOF:   "the file was cut short or its BAT is damaged; restore the disk",
-	ErrBATOverlap:   "the BAT is damaged; restore the disk",
-	ErrBlockSize:    "the dynamic header is damaged or from an unsupported tool",
-	ErrSizeMismatch: "the file was resized outside its format; restore it or convert it with qemu-img",
-	ErrUnsupported:  "convert the disk to a fixed or dynamic VHD with qemu-img",
-	ErrBrokenChain:  "restore the parent disk next to the child, or merge the chain",
+	ErrBadCookie:     "the file is not a VHD or its metadata is damaged; check it with `asr vhd inspect`",
+	ErrBadChecksum:   "the metadata is damaged; restore the disk from a replica or a recovery point",
+	ErrTruncated:     "the file was cut short (interrupted copy?); copy it again or restore it",
+	ErrBATPastEOF:    "the file was cut short or its BAT is damaged; restore the disk",
+	ErrBATOverlap:    "the BAT is damaged; restore the disk",
+	ErrBlockSize:     "the dynamic header is damaged or from an unsupported tool",
+	ErrSizeMismatch:  "the file was resized outside its format; restore it or convert it with qemu-img",
+	ErrUnsupported:   "convert the disk to a fixed or dynamic VHD with qemu-img",
+	ErrBrokenChain:   "restore the parent disk next to the child, or merge the chain",
+	ErrNotImage:      "give the path of a regular disk image file; pipes, sockets, devices and directories are not opened",
+	ErrForeign:       "convert it to a VHD, e.g. `qemu-img convert -O vpc -o subformat=dynamic SRC DST.vhd`",
+	ErrUnknownFormat: "name it .vhd, .raw or .img, or pass --format raw if the whole file is the disk",
 }
 
 // FormatError says which file, field and byte offset failed and why. Base is
 // the offset of the structure holding the field and Rel the field's offset
 // inside it, so the message reads like "footer checksum at offset 1048576+64".
+// Base -1 means the field is about the whole file (its type, size or format)
+// and the message gives no offset.
 type FormatError struct {
 	Path   string
 	Field  string
@@ -67,7 +84,10 @@ type FormatError struct {
 }
 
 func (e *FormatError) Error() string {
-	msg := fmt.Sprintf("vhd %s: %s at offset %d", e.Path, e.Field, e.Base)
+	msg := fmt.Sprintf("vhd %s: %s", e.Path, e.Field)
+	if e.Base >= 0 {
+		msg += fmt.Sprintf(" at offset %d", e.Base)
+	}
 	if e.Rel != 0 {
 		msg += fmt.Sprintf("+%d", e.Rel)
 	}

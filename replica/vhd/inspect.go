@@ -14,13 +14,16 @@ type Info struct {
 	Error          string `json:"error,omitempty"`
 }
 
-// Inspect opens the image read-only and describes it. On a malformed file
-// it returns what it could read, Valid false, and the error (also in
-// Info.Error). A dynamic disk whose tail footer is missing is reported
-// invalid although Open can read it.
-func Inspect(path string) (Info, error) {
+// Inspect is InspectAs(path, FormatAuto).
+func Inspect(path string) (Info, error) { return InspectAs(path, FormatAuto) }
+
+// InspectAs opens the image read-only as OpenAs does and describes it. On a
+// malformed or refused file it returns what it could read, Valid false, and
+// the error (also in Info.Error). A dynamic disk whose tail footer is
+// missing is read and described, and reported invalid.
+func InspectAs(path string, f Format) (Info, error) {
 	var info Info
-	d, err := openDisk(path, false, nil, &info)
+	d, err := openDisk(path, openMode{format: f, inspect: true}, nil, &info)
 	if err != nil {
 		info.Error = err.Error()
 		return info, err

@@ -40,7 +40,7 @@ func (d *Disk) openParent(chain []os.FileInfo, info *Info) error {
 		return formatErr(d.path, "parent locators", d.hdr.off, hLocators, ErrBrokenChain,
 			"chain longer than %d disks at parent %s", maxChainDepth, chosen)
 	}
-	p, err := openDisk(chosen, false, chain, nil)
+	p, err := openDisk(chosen, openMode{format: FormatVHD}, chain, nil)
 	if errors.Is(err, ErrBrokenChain) {
 		return fmt.Errorf("vhd %s: parent %s: %w", d.path, chosen, err)
 	}

@@ -46,6 +46,17 @@ func Create(t testing.TB, path, subformat string, size int64) {
 		"-o", "subformat="+subformat+",force_size=on", path, fmt.Sprint(size))
 }
 
+// CreateFormat makes an image of size bytes in any format qemu-img
+// writes (qcow2, vhdx, vmdk, qed, vdi, raw, ...), with -o options if not "".
+func CreateFormat(t testing.TB, path, format, options string, size int64) {
+	t.Helper()
+	args := []string{"create", "-q", "-f", format}
+	if options != "" {
+		args = append(args, "-o", options)
+	}
+	run(t, "qemu-img", append(args, path, fmt.Sprint(size))...)
+}
+
 // Write fills n bytes at off with pattern through qemu-io.
 func Write(t testing.TB, path, format string, off, n int64, pattern byte) {
 	t.Helper()

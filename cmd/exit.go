@@ -7,6 +7,7 @@ import (
 	"github.com/asr-project/asr/replica"
 	"github.com/asr-project/asr/replica/hrl"
 	"github.com/asr-project/asr/replica/target"
+	"github.com/asr-project/asr/replica/target/file"
 	"github.com/asr-project/asr/replica/vhd"
 	"github.com/asr-project/asr/vault"
 )
@@ -99,7 +100,8 @@ func exitCode(err error) int {
 		return exitLocal
 	case errors.Is(err, target.ErrAuth):
 		return exitAuth
-	case errors.Is(err, target.ErrNotFound), errors.Is(err, target.ErrUnavailable), errors.Is(err, target.ErrNoSpace),
+	case errors.Is(err, target.ErrNotFound), errors.Is(err, file.ErrCorrupt), errors.Is(err, file.ErrLayout),
+		errors.Is(err, target.ErrUnavailable), errors.Is(err, target.ErrNoSpace),
 		errors.Is(err, target.ErrInvalid), errors.Is(err, target.ErrUnknownScheme), errors.Is(err, replica.ErrTarget):
 		return exitTarget
 	}

@@ -97,7 +97,7 @@ func planExport(ctx context.Context, t target.Target, m replica.Manifest, point,
 	for _, d := range m.Disks {
 		f := exportFile{disk: d, path: filepath.Join(dir, d.Name+".vhd")}
 		for _, src := range opt.Protected {
-			if sameFile(src, f.path) {
+			if replica.SameFile(src, f.path) {
 				return nil, fmt.Errorf("%s is the protected disk %s; export to another --dir: %w", f.path, src, replica.ErrExists)
 			}
 		}
@@ -238,11 +238,4 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-// sameFile says two paths name one existing file.
-func sameFile(a, b string) bool {
-	fa, errA := os.Stat(a)
-	fb, errB := os.Stat(b)
-	return errA == nil && errB == nil && os.SameFile(fa, fb)
 }

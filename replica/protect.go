@@ -160,7 +160,7 @@ func (e *Engine) prepare(req Protect) (vault.Item, int64, error) {
 			return it, 0, fmt.Errorf("disk %s: its name %q can't be used; rename the file: %w", p, d.Name, ErrInvalid)
 		}
 		for _, o := range it.Disks {
-			if sameFile(o.Path, d.Path) {
+			if SameFile(o.Path, d.Path) {
 				return it, 0, fmt.Errorf("disks %s and %s are the same file: %w", o.Path, d.Path, ErrInvalid)
 			}
 			if o.Name == d.Name {
@@ -168,7 +168,7 @@ func (e *Engine) prepare(req Protect) (vault.Item, int64, error) {
 			}
 		}
 		for _, o := range others {
-			if slices.ContainsFunc(o.Disks, func(x vault.Disk) bool { return sameFile(x.Path, d.Path) }) {
+			if slices.ContainsFunc(o.Disks, func(x vault.Disk) bool { return SameFile(x.Path, d.Path) }) {
 				return it, 0, fmt.Errorf("disk %s is already protected as part of VM %s: %w", d.Path, o.VM, ErrExists)
 			}
 		}
@@ -346,9 +346,9 @@ func redact(raw string) string {
 	return raw
 }
 
-// sameFile says two paths name one file (hard links and symlinks too).
+// SameFile says two paths name one file (hard links and symlinks too).
 // A path that can't be read is only the same as itself.
-func sameFile(a, b string) bool {
+func SameFile(a, b string) bool {
 	fa, errA := os.Stat(a)
 	fb, errB := os.Stat(b)
 	if errA != nil || errB != nil {

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -19,6 +22,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/asr-project/asr/cmd"
+	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/vault"
 )
 
@@ -101,6 +105,8 @@ func params(dir string, setup func(*testscript.Env)) testscript.Params {
 			"junk":      cmdJunk,
 			"azurite":   cmdAzurite,
 			"killtrack": cmdKillTrack,
+			"poke":      cmdPoke,
+			"readbound": cmdReadBound,
 		},
 	}
 }
@@ -152,9 +158,46 @@ func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
+// poke TARGET DISK OFFSET overwrites the 512-byte page at OFFSET of a
+// replica disk with 0xEE bytes through the target's own interface, as
+// something other than asr would: the out-of-band change a verify finds.
+func cmdPoke(ts *testscript.TestScript, neg bool, args []string) {
+	off, err := strconv.ParseInt(args[2], 10, 64)
+	ts.Check(err)
+	ctx := context.Background()
+	t, err := target.Open(ctx, args[0], target.Config{Lookup: ts.Getenv})
+	ts.Check(err)
+	defer t.Close()
+	ts.Check(t.WritePages(ctx, args[1], off/target.PageSize*target.PageSize, bytes.Repeat([]byte{0xee}, target.PageSize)))
+}
+
+// readbound checks the JSON results of the asr resync just run: on Azure
+// (TARGET azblob://...) each read back at most 1.1x the bytes it sent plus
+// 64 KiB for the checksum map; on a directory it read what it compared.
+func cmdReadBound(ts *testscript.TestScript, neg bool, args []string) {
+	var res []struct {
+		VM       string
+		Bytes    int64
+		Compared int64
+		ReadBack int64 `json:"read_back"`
+	}
+	ts.Check(json.Unmarshal([]byte(ts.ReadFile("stdout")), &res))
+	for _, r := range res {
+		azure := strings.HasPrefix(ts.Getenv("TARGET"), "azblob:")
+		if azure && float64(r.ReadBack) > 1.1*float64(r.Bytes)+64<<10 {
+			ts.Fatalf("%s: read back %d bytes from Azure to send %d", r.VM, r.ReadBack, r.Bytes)
+		}
+		ts.Logf("%s: compared %d, sent %d, read back %d", r.VM, r.Compared, r.Bytes, r.ReadBack)
+	}
+}
+
 // flip FILE OFFSET inverts one byte; a negative offset counts from the end.
 func cmdFlip(ts *testscript.TestScript, neg bool, args []string) {
-	f, err := os.OpenFile(ts.MkAbs(args[0]), os.O_RDWR, 0)
+	path := ts.MkAbs(args[0])
+	if m, _ := filepath.Glob(path); len(m) > 0 {
+		path = m[len(m)-1] // a pattern names its last match
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	ts.Check(err)
 	defer f.Close()
 	off, err := strconv.ParseInt(args[1], 10, 64)

@@ -88,7 +88,8 @@ workload there and back.
 	root.AddCommand(
 		newInitCmd(g), newPolicyCmd(g), newEnableCmd(g), newDisableCmd(g),
 		newStatusCmd(g), newPointsCmd(g), newJobsCmd(g), newDemoCmd(g),
-		newReplicateCmd(g), newTrackCmd(g), newVHDCmd(g), newHRLCmd(g), newStateCmd(g),
+		newReplicateCmd(g), newResyncCmd(g), newVerifyCmd(g), newResumeCmd(g),
+		newTrackCmd(g), newVHDCmd(g), newHRLCmd(g), newStateCmd(g),
 	)
 	return root
 }

@@ -45,8 +45,14 @@ func runStatus(g *globals, args []string) error {
 			next = s.NextDue.Local().Format(time.TimeOnly)
 		}
 		state := s.State
-		if s.State == vault.StateInitialReplication {
+		switch s.State {
+		case vault.StateInitialReplication:
 			state += fmt.Sprintf(" %.0f%%", 100*s.Copied)
+		case vault.StateResyncing:
+			state += fmt.Sprintf(" %.0f%%", 100*s.ResyncDone)
+		}
+		if !s.ResyncAt.IsZero() && s.ResyncAt.After(now) && s.Health != vault.HealthCritical {
+			state += ", runs at " + s.ResyncAt.Local().Format("15:04")
 		}
 		health := s.Health
 		if s.HealthReason != "" {

@@ -19,7 +19,7 @@ import (
 
 func newTrackCmd(g *globals) *cobra.Command {
 	var sockDir string
-	var minFreeMiB int64
+	var minFreeMiB, maxLogMiB int64
 	c := &cobra.Command{
 		Use:   "track VM [--socket-dir DIR]",
 		Short: "Serve a protected VM's disks over NBD and log every write (long-running)",
@@ -30,15 +30,19 @@ asr replicate asks this process to rotate its logs. SIGTERM or SIGINT
 closes every log properly and exits 0. Run it under systemd.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			return runTrack(c.Context(), g, args[0], sockDir, minFreeMiB<<20)
+			if maxLogMiB < 0 {
+				return usageError{fmt.Errorf("--max-log-mib %d: give a size in MiB, or 0 for half the disk", maxLogMiB)}
+			}
+			return runTrack(c.Context(), g, args[0], sockDir, tracker.Options{MinFree: minFreeMiB << 20, MaxLogBytes: maxLogMiB << 20})
 		},
 	}
 	c.Flags().StringVar(&sockDir, "socket-dir", "", "directory for the NBD sockets (default beside the state file)")
 	c.Flags().Int64Var(&minFreeMiB, "min-free-mib", 256, "stop logging (the disks stay served; a resync follows) when their file system has fewer MiB free")
+	c.Flags().Int64Var(&maxLogMiB, "max-log-mib", 0, "stop logging (a resync narrowed to the blocks written follows) when a disk's logs waiting to ship pass this many MiB (0: half the disk)")
 	return c
 }
 
-func runTrack(ctx context.Context, g *globals, vm, sockDir string, minFree int64) error {
+func runTrack(ctx context.Context, g *globals, vm, sockDir string, opt tracker.Options) error {
 	e, err := g.engine()
 	if err != nil {
 		return err
@@ -65,7 +69,7 @@ func runTrack(ctx context.Context, g *globals, vm, sockDir string, minFree int64
 	if err := checkSocketDir(sockDir, socks); err != nil {
 		return err
 	}
-	tr, err := e.StartTracker(vm, g.Timeout, tracker.Options{MinFree: minFree})
+	tr, err := e.StartTracker(vm, g.Timeout, opt)
 	if err != nil {
 		return err
 	}

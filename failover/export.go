@@ -74,6 +74,11 @@ func Export(ctx context.Context, t target.Target, vm, point, dir string, opt Exp
 	if err != nil {
 		return p, nil, err
 	}
+	for i, d := range m.Disks {
+		if size, ok := p.Sizes[d.Name]; ok {
+			m.Disks[i].Size = size // a disk grown after the point
+		}
+	}
 	files, err := planExport(ctx, t, m, p.ID, dir, opt)
 	if err != nil {
 		return p, nil, err

@@ -62,11 +62,13 @@ func spans(exts []hrl.Extent) []span {
 	return out
 }
 
-// applyDisk applies the logs a pending point covers to one replica disk and
-// returns the bytes written and the UUID of the last log applied (the one
-// the next log must chain from). Logs that can't be trusted send the item to
-// resync instead.
-func (e *Engine) applyDisk(ctx context.Context, t target.Target, it *vault.Item, d vault.Disk, j *job) (int64, string, error) {
+// applyDisk applies the logs a pending point covers to disk i's replica
+// and returns the bytes written and the UUID of the last log applied (the
+// one the next log must chain from). Logs that can't be trusted send the
+// item to resync instead. A checksum map kept at the target is brought up
+// to date with the blocks written.
+func (e *Engine) applyDisk(ctx context.Context, t target.Target, it *vault.Item, i int, j *job) (int64, string, error) {
+	d := it.Disks[i]
 	logs, err := pendingLogs(&d, it.Pending.UpTo[d.Name])
 	if err != nil {
 		if untrusted(err) {
@@ -85,7 +87,8 @@ func (e *Engine) applyDisk(ctx context.Context, t target.Target, it *vault.Item,
 		}
 		defer files[i].Close()
 	}
-	work := spans(hrl.Coalesce(logs))
+	exts := hrl.Coalesce(logs)
+	work := spans(exts)
 	var total int64
 	for _, s := range work {
 		total += s.b - s.a
@@ -128,6 +131,9 @@ func (e *Engine) applyDisk(ctx context.Context, t target.Target, it *vault.Item,
 	wg.Wait()
 	if first == nil {
 		first = ctx.Err()
+	}
+	if first == nil && d.MapDigest != "" && !t.Local() {
+		first = e.updateMap(ctx, t, it, i, files, exts)
 	}
 	return written, last, first
 }

@@ -39,12 +39,15 @@ func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *
 		crashpoint("rotated")
 	}
 	p := it.Pending
+	if err := e.markMaps(t, it); err != nil {
+		return err
+	}
 	lastIDs := make([]string, len(it.Disks))
 	for i, d := range it.Disks {
 		if err := j.step("apply logs to " + d.Name); err != nil {
 			return err
 		}
-		n, last, err := e.applyDisk(ctx, t, it, d, j)
+		n, last, err := e.applyDisk(ctx, t, it, i, j)
 		j.j.Bytes += n
 		if err != nil {
 			return err
@@ -62,9 +65,10 @@ func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *
 		crashpoint("snapshot")
 	}
 	pt := vault.Point{ID: p.Point, VM: it.VM, Time: p.Time, AppConsistent: p.AppConsistent, Disks: diskNames(it), Bytes: j.j.Bytes,
-		Chain: map[string]vault.Link{}}
+		Chain: map[string]vault.Link{}, Sizes: map[string]int64{}}
 	for i, d := range it.Disks {
 		pt.Chain[d.Name] = vault.Link{Seq: p.UpTo[d.Name], ID: lastIDs[i]}
+		pt.Sizes[d.Name] = d.Size
 	}
 	if err := putJSON(ctx, t, pointKey(it.VM, pt.ID), pt); err != nil {
 		return err
@@ -93,6 +97,11 @@ func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *
 	}
 	e.event(it.VM, "recovery point %s recorded", pt.ID)
 	crashpoint("recorded")
+	for _, d := range it.Disks {
+		if d.MapDigest != "" {
+			e.dropMaps(ctx, t, it.VM, d.Name, d.MapDigest)
+		}
+	}
 	if err := j.step("prune recovery points"); err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package replica
 
 import (
 	"fmt"
-	"regexp"
 	"time"
 
 	"github.com/asr-project/asr/vault"
@@ -15,8 +14,6 @@ const DefaultPolicy = "default"
 // Frequencies are the copy frequencies Azure Site Recovery offers for
 // Hyper-V; other values are refused.
 var Frequencies = []time.Duration{30 * time.Second, 5 * time.Minute, 15 * time.Minute}
-
-var window = regexp.MustCompile(`^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$`)
 
 // NewPolicy returns a policy with the defaults: 5 minute copies, 24 hours
 // of points, app-consistent points every hour when hooks are set, resync
@@ -47,8 +44,8 @@ func CheckPolicy(p vault.Policy) error {
 	if p.BandwidthWork < 0 || p.BandwidthOther < 0 {
 		return fmt.Errorf("bandwidth limits can't be negative; give MiB/s, or 0 for no limit: %w", ErrInvalid)
 	}
-	if !window.MatchString(p.ResyncWindow) {
-		return fmt.Errorf("resync window %q: use HH:MM-HH:MM: %w", p.ResyncWindow, ErrInvalid)
+	if _, err := parseWindow(p.ResyncWindow); err != nil {
+		return err
 	}
 	if (p.FreezeCommand == "") != (p.ThawCommand == "") {
 		return fmt.Errorf("give both a freeze and a thaw command, or neither: %w", ErrInvalid)

@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/asr-project/asr/replica/hrl"
@@ -13,9 +14,13 @@ import (
 
 // Result is what one replicate run did for one VM.
 type Result struct {
-	VM       string        `json:"vm"`
-	Point    string        `json:"point,omitempty"`
-	Bytes    int64         `json:"bytes"`
+	VM    string `json:"vm"`
+	Point string `json:"point,omitempty"`
+	Bytes int64  `json:"bytes"`
+	// Compared and ReadBack are a resync's bytes compared and bytes read
+	// back from the replica (or its checksum map).
+	Compared int64         `json:"compared,omitempty"`
+	ReadBack int64         `json:"read_back,omitempty"`
 	Duration time.Duration `json:"duration"`
 	Skipped  string        `json:"skipped,omitempty"` // why nothing was done
 	Busy     bool          `json:"busy,omitempty"`    // skipped: another asr job holds the VM
@@ -54,7 +59,12 @@ func (e *Engine) Replicate(ctx context.Context, vms []string) ([]Result, error) 
 			out = append(out, Result{VM: it.VM, Skipped: why})
 			continue
 		}
-		r := e.replicateOne(ctx, it.VM, len(vms) > 0)
+		var r Result
+		if it.State == vault.StateResyncRequired || it.State == vault.StateResyncing {
+			r = e.resyncOne(ctx, it.VM, false, false)
+		} else {
+			r = e.replicateOne(ctx, it.VM, len(vms) > 0)
+		}
 		if r.err != nil && first == nil {
 			first = r.err
 		}
@@ -64,31 +74,49 @@ func (e *Engine) Replicate(ctx context.Context, vms []string) ([]Result, error) 
 }
 
 // notDue says why an item is skipped now, or "" when it is due. Named
-// items are always due, except those waiting for a resync or an operator.
+// items are always due, except those waiting for an operator or a resync;
+// from cron a resync is due inside its policy's window.
 func (e *Engine) notDue(it vault.Item, pols []vault.Policy, named bool) string {
+	now := e.now()
+	var pol vault.Policy
+	for _, p := range pols {
+		if p.Name == it.Policy {
+			pol = p
+		}
+	}
+	resync := it.State == vault.StateResyncRequired || it.State == vault.StateResyncing
 	switch {
-	case it.State == vault.StateResyncRequired:
-		return "resync required: " + it.HealthReason
 	case it.Health == vault.HealthCritical:
-		return "needs an operator: " + it.LastError
+		return fmt.Sprintf("needs an operator: %s; fix the cause, then run `asr resume %s`", it.LastError, it.VM)
+	case resync && named:
+		return fmt.Sprintf("resync required (%s); it runs in the window %s, or now with `asr resync %s`", it.HealthReason, pol.ResyncWindow, it.VM)
+	case resync:
+		if at := resyncAt(pol, now); at.After(now) {
+			return "resync required, runs at " + at.Local().Format("15:04")
+		}
 	case named || it.Pending != nil || it.State == vault.StateInitialReplication:
 		return ""
 	}
-	now := e.now()
 	if it.Failures > 0 {
 		if at := it.FirstFailure.Add(RetryAfter(it.Failures)); now.Before(at) {
 			return "retry at " + at.Format(time.RFC3339)
 		}
 		return ""
 	}
-	for _, p := range pols {
-		if p.Name == it.Policy {
-			if due := it.LastPointAt.Add(p.Frequency); now.Before(due) {
-				return "next at " + due.Format(time.RFC3339)
-			}
-		}
+	if due := it.LastPointAt.Add(pol.Frequency); !resync && now.Before(due) {
+		return "next at " + due.Format(time.RFC3339)
 	}
 	return ""
+}
+
+// resyncAt is when a pending resync may run: now inside the policy's
+// window, else the window's next start.
+func resyncAt(pol vault.Policy, now time.Time) time.Time {
+	w, err := parseWindow(pol.ResyncWindow)
+	if err != nil {
+		w, _ = parseWindow(NewPolicy("").ResyncWindow)
+	}
+	return w.next(now)
 }
 
 // RetryAfter is how long after the first failure the next try comes, after
@@ -165,7 +193,32 @@ func (e *Engine) runCycle(ctx context.Context, site string, it *vault.Item, j *j
 	if it.State == vault.StateInitialReplication {
 		return e.initial(ctx, t, site, it, j)
 	}
+	if it.Pending == nil {
+		if err := e.checkSizes(it); err != nil {
+			return err
+		}
+	}
 	return e.cycle(ctx, t, it, j)
+}
+
+// checkSizes sends a VM whose source disk grew to a resync (which grows
+// the replica) and refuses one whose disk shrank.
+func (e *Engine) checkSizes(it *vault.Item) error {
+	for _, d := range it.Disks {
+		src, err := vhd.OpenAs(d.Path, diskFormat(d))
+		if err != nil {
+			return fmt.Errorf("disk %s: %w", d.Path, err)
+		}
+		size := src.Size()
+		src.Close()
+		switch {
+		case size > d.Size:
+			return e.markResync(it, fmt.Errorf("disk %s grew from %d to %d bytes", d.Name, d.Size, size))
+		case size < d.Size:
+			return fmt.Errorf("disk %s shrank from %d to %d bytes; a replica never shrinks: restore the size (qemu-img resize), or disable and enable protection again: %w", d.Path, d.Size, size, ErrBadData)
+		}
+	}
+	return nil
 }
 
 // recordFailure updates the item's health: recoverable errors count toward

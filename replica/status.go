@@ -20,6 +20,10 @@ type Status struct {
 	Points       int           `json:"points"`
 	// Copied is the share of the initial copy done, 0 to 1.
 	Copied float64 `json:"copied"`
+	// ResyncAt is when cron will run a pending resync (the policy's
+	// window); ResyncDone the share of a running resync's compare done.
+	ResyncAt   time.Time `json:"resync_at,omitzero"`
+	ResyncDone float64   `json:"resync_done,omitempty"`
 }
 
 // Statuses returns the status of the named VMs, or of all when none is
@@ -34,7 +38,8 @@ func (e *Engine) Statuses(vms []string) ([]Status, error) {
 		}
 		for _, it := range items {
 			s := Status{Item: it}
-			if p, err := tx.Policy(it.Policy); err == nil {
+			p, err := tx.Policy(it.Policy)
+			if err == nil {
 				s.Frequency = p.Frequency
 			}
 			pts, err := tx.Points(it.VM)
@@ -59,6 +64,18 @@ func (e *Engine) Statuses(vms []string) ([]Status, error) {
 			}
 			if total > 0 {
 				s.Copied = float64(done) / float64(total)
+			}
+			if s.State == vault.StateResyncRequired || s.State == vault.StateResyncing {
+				s.ResyncAt = resyncAt(p, now)
+			}
+			if rs := it.Resync; rs != nil {
+				var cmp, all int64
+				for _, d := range rs.Disks {
+					cmp, all = cmp+d.Compared, all+d.Total
+				}
+				if all > 0 {
+					s.ResyncDone = min(1, float64(cmp)/float64(all))
+				}
 			}
 			out = append(out, s)
 		}

@@ -27,6 +27,9 @@ const (
 	StateInitialReplication = "InitialReplication"
 	StateProtected          = "Protected"
 	StateResyncRequired     = "ResyncRequired"
+	// StateResyncing: a resync started (its base is recorded in Resync)
+	// and goes on from its checkpoint until the replica is consistent.
+	StateResyncing = "Resyncing"
 )
 
 // Health values.
@@ -52,6 +55,8 @@ type Item struct {
 	// Pending is the recovery point a replicate cycle is making; a crashed
 	// cycle is finished from it by the next run.
 	Pending *Pending `json:"pending,omitempty"`
+	// Resync is the resync in progress (state Resyncing).
+	Resync *Resync `json:"resync,omitempty"`
 	// Retry state for recoverable failures.
 	Failures     int       `json:"failures,omitempty"`
 	FirstFailure time.Time `json:"first_failure,omitzero"`
@@ -76,6 +81,45 @@ type Disk struct {
 	// the next log must chain from AppliedID.
 	AppliedSeq uint64 `json:"applied_seq"`
 	AppliedID  string `json:"applied_id,omitempty"`
+	// MapDigest identifies the replica's checksum map object at the target
+	// as asr last wrote it ("": none); MapPoint names a point whose logs
+	// are being applied, so the map is being brought up to date.
+	MapDigest string `json:"map_digest,omitempty"`
+	MapPoint  string `json:"map_point,omitempty"`
+}
+
+// Resync is a resync's checkpoint: where each disk's compare stands.
+type Resync struct {
+	Reason  string       `json:"reason"`
+	Started time.Time    `json:"started"`
+	Disks   []ResyncDisk `json:"disks"`
+}
+
+// ResyncDisk is one disk's part of a resync.
+type ResyncDisk struct {
+	Name string `json:"name"`
+	// Full: every block is compared; otherwise only the resync set's.
+	Full bool `json:"full"`
+	// ReadReplica: the replica's blocks are read back to compare; otherwise
+	// they are compared with its checksum map. Why says why, for status.
+	ReadReplica bool   `json:"read_replica"`
+	Why         string `json:"why,omitempty"`
+	// Next is the offset compared up to; Total the bytes to compare.
+	Next     int64 `json:"next"`
+	Total    int64 `json:"total"`
+	Compared int64 `json:"compared"`
+	Sent     int64 `json:"sent"`
+	Read     int64 `json:"read"` // bytes read back from the replica
+	// ComparedAtNext is Compared as of the checkpoint at Next: a resumed
+	// run counts from there, so blocks compared twice count once.
+	ComparedAtNext int64 `json:"compared_at_next"`
+	// Sending lists blocks an interrupted run may have sent: they are
+	// compared by reading the replica, so none is sent twice.
+	Sending []int `json:"sending,omitempty"`
+	// ZeroFrom, when not 0, is where a grown replica's new region starts:
+	// it is known to be zeros and is never read back.
+	ZeroFrom int64 `json:"zero_from,omitempty"`
+	Done     bool  `json:"done"`
 }
 
 // Pending is a recovery point being made.
@@ -97,6 +141,9 @@ type Point struct {
 	// Chain says, per disk name, the last log the point holds: where the
 	// chain goes on from (asr state rebuild reads it from the target).
 	Chain map[string]Link `json:"chain,omitempty"`
+	// Sizes says, per disk name, the disk's size at the point, which an
+	// older point keeps after the disk grew.
+	Sizes map[string]int64 `json:"sizes,omitempty"`
 }
 
 // Link is one log in a disk's chain: its sequence number and ID.

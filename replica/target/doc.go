@@ -9,5 +9,7 @@
 // A replica disk is a fixed VHD: Size bytes of virtual disk followed by the
 // 512-byte VHD footer, Size a multiple of 1 MiB (the rule Azure page blobs
 // impose). Methods address the virtual disk only; the backend owns the
-// footer. A snapshot is a named, read-only, point-in-time image of one disk.
+// footer. A snapshot is a named, read-only, point-in-time image of one disk,
+// with the size the disk had then: ResizeDisk grows a disk (never shrinks
+// it) and leaves its snapshots as they were.
 package target

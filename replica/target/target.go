@@ -59,6 +59,18 @@ type Target interface {
 	// DiskSize returns the virtual size of a disk, or ErrNotFound.
 	DiskSize(ctx context.Context, disk string) (int64, error)
 
+	// ResizeDisk grows a disk to a new virtual size, a positive multiple of
+	// SizeUnit (else ErrInvalid). Growing keeps every existing byte and the
+	// new region reads as zeros. The same size is a no-op success, so a
+	// resize that crashed or failed is retried by calling it again. A
+	// smaller size is ErrInvalid (replicas never shrink); a missing disk is
+	// ErrNotFound. Every existing snapshot keeps its old size and content:
+	// ReadAt, Ranges and CopyFromSnapshot of it still see the old size and
+	// bytes, while DiskSize of the disk gives the new size. After a crash
+	// mid-resize DiskSize returns the old size or the new one, and the bytes
+	// below the old size are intact either way.
+	ResizeDisk(ctx context.Context, disk string, size int64) error
+
 	// WritePages writes p at off. off and len(p) are multiples of PageSize,
 	// len(p) <= MaxWrite and off+len(p) <= size, else ErrInvalid. When it
 	// returns nil the data is durable. Rewriting the same bytes is harmless,
@@ -108,6 +120,13 @@ type Target interface {
 
 	// DeleteObject removes an object. Deleting a missing object succeeds.
 	DeleteObject(ctx context.Context, key string) error
+
+	// Local reports whether reading the target's disks costs no more than
+	// reading a local file: no egress charge and no WAN in the way. Callers
+	// use it to choose between reading a replica back to compare it (cheap
+	// when true) and keeping a checksum map at the target instead. It makes
+	// no request and never changes for one Target.
+	Local() bool
 
 	// Close releases the target's resources.
 	Close() error

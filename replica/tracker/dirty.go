@@ -54,20 +54,23 @@ func (m *Dirty) Marked() [][2]int64 {
 
 // ReadDirty reads a disk's dirty map; os.ErrNotExist when logging never
 // stopped for it.
-func ReadDirty(disk string) (*Dirty, error) {
-	b, err := os.ReadFile(dirtyPath(disk))
+func ReadDirty(disk string) (*Dirty, error) { return readMap(dirtyPath(disk)) }
+
+// readMap reads a map in the dirty map's format from path.
+func readMap(path string) (*Dirty, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	le := binary.LittleEndian
 	if len(b) < dirtyHeader || [8]byte(b[:8]) != dirtyMagic || le.Uint32(b[8:]) != crc32.Checksum(b[16:], castagnoli) {
-		return nil, fmt.Errorf("dirty map %s is damaged; the disk needs a full resync: %w", dirtyPath(disk), ErrUntrusted)
+		return nil, fmt.Errorf("dirty map %s is damaged; the disk needs a full resync: %w", path, ErrUntrusted)
 	}
 	m := &Dirty{Granule: int64(le.Uint64(b[16:])), Size: int64(le.Uint64(b[24:])), FromSeq: le.Uint64(b[32:])}
 	n := int(le.Uint32(b[40:]))
 	words := ((m.Size+m.Granule-1)/max(m.Granule, 1) + 63) / 64
 	if m.Granule <= 0 || n > dirtyMaxReason || int64(len(b)) != dirtyHeader+8*words {
-		return nil, fmt.Errorf("dirty map %s has an impossible layout: %w", dirtyPath(disk), ErrUntrusted)
+		return nil, fmt.Errorf("dirty map %s has an impossible layout: %w", path, ErrUntrusted)
 	}
 	m.Reason = string(b[64 : 64+n])
 	for i := int64(0); i < words; i++ {
@@ -115,7 +118,10 @@ func (m *dirtyMap) mark(off, n int64) {
 // persist writes the map beside the disk, durably and atomically (a
 // reader sees the old map or the new one), if it changed since the last
 // time.
-func (m *dirtyMap) persist(disk string) error {
+func (m *dirtyMap) persist(disk string) error { return m.persistTo(dirtyPath(disk)) }
+
+// persistTo writes the map to path, as persist.
+func (m *dirtyMap) persistTo(path string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if !m.changed.Swap(false) {
@@ -135,9 +141,9 @@ func (m *dirtyMap) persist(disk string) error {
 		le.PutUint64(b[dirtyHeader+8*i:], w)
 	}
 	le.PutUint32(b[8:], crc32.Checksum(b[16:], castagnoli))
-	if err := writeFileSync(dirtyPath(disk), b); err != nil {
+	if err := writeFileSync(path, b); err != nil {
 		m.changed.Store(true)
-		return fmt.Errorf("dirty map of %s: %w", disk, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }

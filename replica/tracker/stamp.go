@@ -69,7 +69,7 @@ func CheckUntracked(disk string, running bool) error {
 
 // StateFiles are the files beside a disk, other than its logs, in which
 // asr keeps tracking state: stamp, untracked marker, activity log and
-// dirty map.
+// dirty map and resync set.
 func StateFiles(disk string) []string {
-	return []string{stampPath(disk), markerPath(disk), alPath(disk), dirtyPath(disk)}
+	return []string{stampPath(disk), markerPath(disk), alPath(disk), dirtyPath(disk), resyncPath(disk)}
 }

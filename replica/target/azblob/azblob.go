@@ -46,9 +46,10 @@ type Target struct {
 	// source, so writes to the copy change the source snapshot.
 	clientCopy bool
 
-	mu    sync.Mutex
-	sizes map[string]int64  // disk -> virtual size; sizes never change
-	snaps map[string]string // disk+"\x00"+name -> Azure snapshot timestamp
+	mu        sync.Mutex
+	sizes     map[string]int64  // disk -> virtual size; sizes only grow
+	snaps     map[string]string // disk+"\x00"+name -> Azure snapshot timestamp
+	snapSizes map[string]int64  // disk+"\x00"+timestamp -> virtual size; never changes
 }
 
 // options are the knobs tests turn; production uses defaultOptions.
@@ -98,6 +99,7 @@ func open(ctx context.Context, u *url.URL, cfg target.Config, o options) (*Targe
 		clientCopy: cred.loopback(),
 		sizes:      map[string]int64{},
 		snaps:      map[string]string{},
+		snapSizes:  map[string]int64{},
 	}
 	copts := &container.ClientOptions{ClientOptions: azcore.ClientOptions{
 		Retry:     o.retry,
@@ -199,6 +201,11 @@ func (t *Target) forget(disk string) {
 	for k := range t.snaps {
 		if strings.HasPrefix(k, disk+"\x00") {
 			delete(t.snaps, k)
+		}
+	}
+	for k := range t.snapSizes {
+		if strings.HasPrefix(k, disk+"\x00") {
+			delete(t.snapSizes, k)
 		}
 	}
 }

@@ -30,16 +30,16 @@ func (t *Target) CopyFromSnapshot(ctx context.Context, disk, snapshot, dst strin
 	if err := checkDisk(dst); err != nil {
 		return err
 	}
-	size, err := t.size(ctx, disk)
-	if err != nil {
-		return err
-	}
 	what := fmt.Sprintf("copy snapshot %q of disk %q to disk %q (%s)", snapshot, disk, dst, t.where(t.diskBlob(dst)))
 	dpb := t.pageBlob(dst)
 	return t.withSnapshot(ctx, disk, snapshot, func(ts string) error {
+		// The snapshot's size, not the disk's: the disk may have grown since.
+		size, err := t.snapSize(ctx, disk, ts)
+		if err != nil {
+			return err
+		}
 		meta := map[string]*string{metaSize: to.Ptr(strconv.FormatInt(size, 10))}
 		var started bool
-		var err error
 		if t.clientCopy {
 			started, err = t.copyThrough(ctx, disk, ts, dst, size, meta, what)
 		} else {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
@@ -95,25 +94,32 @@ func (t *Target) statSize(ctx context.Context, disk string) (int64, error) {
 		}
 		return 0, t.fail(err, fmt.Sprintf("size of disk %q (%s)", disk, t.where(t.diskBlob(disk))))
 	}
-	size := int64(-1)
-	for k, v := range props.Metadata {
-		if strings.EqualFold(k, metaSize) && v != nil {
-			if n, err := strconv.ParseInt(*v, 10, 64); err == nil {
-				size = n
-			}
-		}
-	}
-	if size <= 0 || props.ContentLength == nil || *props.ContentLength != size+footerSize {
-		return 0, fmt.Errorf("azblob: disk %q: blob %s has no valid %s metadata matching its length; it was not made by asr, delete or rename it: %w: %w",
-			disk, t.where(t.diskBlob(disk)), metaSize, errNotAsrDisk, target.ErrInvalid)
+	size, err := t.blobSize(disk, props.Metadata, props.ContentLength)
+	if err != nil {
+		return 0, err
 	}
 	t.setSize(disk, size)
 	return size, nil
 }
 
-// size is statSize through the cache: a disk's size never changes.
-func (t *Target) size(ctx context.Context, disk string) (int64, error) {
-	if s, ok := t.cachedSize(disk); ok {
+// blobSize reads the virtual size a disk blob, or a snapshot of one,
+// records in its asrsize metadata. The blob must hold that many bytes and
+// the footer; a longer blob is a disk whose ResizeDisk stopped before its
+// last step (setting the metadata), and has the size it had before.
+func (t *Target) blobSize(disk string, meta map[string]*string, length *int64) (int64, error) {
+	size, err := strconv.ParseInt(metaValue(meta, metaSize), 10, 64)
+	if err != nil || size <= 0 || length == nil || *length < size+footerSize {
+		return 0, fmt.Errorf("azblob: disk %q: blob %s has no valid %s metadata matching its length; it was not made by asr, delete or rename it: %w: %w",
+			disk, t.where(t.diskBlob(disk)), metaSize, errNotAsrDisk, target.ErrInvalid)
+	}
+	return size, nil
+}
+
+// sizeFor is a disk's size for an access that ends at end: the cached size
+// when it covers end, else a fresh one, since another Target may have grown
+// the disk since this one cached its size (sizes only grow).
+func (t *Target) sizeFor(ctx context.Context, disk string, end int64) (int64, error) {
+	if s, ok := t.cachedSize(disk); ok && end <= s {
 		return s, nil
 	}
 	return t.statSize(ctx, disk)
@@ -123,35 +129,44 @@ func (t *Target) ReadAt(ctx context.Context, disk, snapshot string, p []byte, of
 	if err := checkDisk(disk); err != nil {
 		return err
 	}
-	if snapshot != "" {
-		if err := checkSnapshot(disk, snapshot); err != nil {
-			return err
+	what := fmt.Sprintf("read [%d, %d) of disk %q", off, off+int64(len(p)), disk)
+	outside := func(size int64) error {
+		if off < 0 || off > size-int64(len(p)) {
+			return fmt.Errorf("azblob: %s: outside its size %d: %w", what, size, target.ErrInvalid)
 		}
-	}
-	size, err := t.size(ctx, disk)
-	if err != nil {
-		return err
-	}
-	if off < 0 || off > size-int64(len(p)) {
-		return fmt.Errorf("azblob: read %d bytes at %d of disk %q: outside its size %d: %w", len(p), off, disk, size, target.ErrInvalid)
-	}
-	if len(p) == 0 {
 		return nil
 	}
-	what := fmt.Sprintf("read [%d, %d) of disk %q", off, off+int64(len(p)), disk)
 	if snapshot == "" {
+		size, err := t.sizeFor(ctx, disk, off+int64(len(p)))
+		if err == nil {
+			err = outside(size)
+		}
+		if err != nil || len(p) == 0 {
+			return err
+		}
 		if err := t.read(ctx, t.pageBlob(disk).BlobClient(), p, off); err != nil {
 			return t.fail(err, what+" ("+t.where(t.diskBlob(disk))+")")
 		}
 		return nil
 	}
+	if err := checkSnapshot(disk, snapshot); err != nil {
+		return err
+	}
+	what += " snapshot " + strconv.Quote(snapshot)
 	return t.withSnapshot(ctx, disk, snapshot, func(ts string) error {
+		size, err := t.snapSize(ctx, disk, ts)
+		if err == nil {
+			err = outside(size)
+		}
+		if err != nil || len(p) == 0 {
+			return err
+		}
 		c, err := t.pageBlob(disk).BlobClient().WithSnapshot(ts)
 		if err == nil {
 			err = t.read(ctx, c, p, off)
 		}
 		if err != nil {
-			return t.fail(err, what+" snapshot "+strconv.Quote(snapshot))
+			return t.fail(err, what)
 		}
 		return nil
 	})
@@ -175,20 +190,23 @@ func (t *Target) Ranges(ctx context.Context, disk, snapshot string) ([]target.Ex
 	if err := checkDisk(disk); err != nil {
 		return nil, err
 	}
-	size, err := t.size(ctx, disk)
-	if err != nil {
-		return nil, err
-	}
 	if snapshot == "" {
+		// Not the cached size: another Target may have grown the disk.
+		size, err := t.statSize(ctx, disk)
+		if err != nil {
+			return nil, err
+		}
 		return t.ranges(ctx, t.pageBlob(disk), size, "", fmt.Sprintf("ranges of disk %q", disk))
 	}
 	if err := checkSnapshot(disk, snapshot); err != nil {
 		return nil, err
 	}
 	var out []target.Extent
-	err = t.withSnapshot(ctx, disk, snapshot, func(ts string) error {
-		var err error
-		out, err = t.ranges(ctx, t.pageBlob(disk), size, ts, fmt.Sprintf("ranges of disk %q snapshot %q", disk, snapshot))
+	err := t.withSnapshot(ctx, disk, snapshot, func(ts string) error {
+		size, err := t.snapSize(ctx, disk, ts)
+		if err == nil {
+			out, err = t.ranges(ctx, t.pageBlob(disk), size, ts, fmt.Sprintf("ranges of disk %q snapshot %q", disk, snapshot))
+		}
 		return err
 	})
 	return out, err

@@ -38,7 +38,8 @@
 // the name before the data: a crash between leaves an unnamed blob
 // snapshot, removed with the disk, never a name without data. Timestamps
 // and sizes are cached per Target; a not-found through the cache is looked
-// up once more.
+// up once more. A blob snapshot keeps the asrsize metadata it was taken
+// with, which is its size after the disk grows.
 //
 // Disk and snapshot names are ASCII letters, digits and "._-" (disk names
 // may have '/'-separated segments, snapshot names not), at most 255 bytes.
@@ -58,6 +59,16 @@
 // The VHD footer comes from vhd.FixedFooter with a fresh unique id. A
 // CreateDisk interrupted before its footer is written has it written by
 // the next CreateDisk of the same size; a copy gets its own unique id.
+//
+// # Resizing
+//
+// ResizeDisk resizes the page blob, writes the footer at the new end (same
+// unique id), clears the old footer and sets asrsize last (resize.go). A
+// blob longer than its asrsize plus the footer is therefore a resize that
+// stopped before its commit and has its old size; the retried call
+// finishes it. Since disks grow, a cached size only answers for accesses
+// it covers: a read or write past it, and every Ranges of a disk, asks the
+// service again, so a Target sees a resize another one made.
 //
 // # Errors and retries
 //

@@ -21,7 +21,7 @@ func (t *Target) WritePages(ctx context.Context, disk string, off int64, p []byt
 		return fmt.Errorf("azblob: write %d bytes at %d to disk %q: offset and length must be multiples of %d and length at most %d: %w",
 			n, off, disk, target.PageSize, target.MaxWrite, target.ErrInvalid)
 	}
-	size, err := t.size(ctx, disk)
+	size, err := t.sizeFor(ctx, disk, off+n)
 	if err != nil {
 		return err
 	}

@@ -143,7 +143,7 @@ func (t *Target) readChunk(ctx context.Context, disk, snapshot, want string, p [
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("file target: copying snapshot %q of %q: %w", snapshot, disk, err)
 	}
-	h, size, snaps, i, err := t.open(ctx, disk, snapshot)
+	h, _, snaps, i, err := t.open(ctx, disk, snapshot)
 	if err != nil {
 		return err
 	}
@@ -151,5 +151,5 @@ func (t *Target) readChunk(ctx context.Context, disk, snapshot, want string, p [
 	if snaps[i].dir != want {
 		return fmt.Errorf("file target: snapshot %q of %q was deleted during the copy: %w", snapshot, disk, target.ErrNotFound)
 	}
-	return h.readSnap(snaps, i, size, p, off)
+	return h.readSnap(snaps, i, p, off)
 }

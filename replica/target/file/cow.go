@@ -32,7 +32,7 @@ func (h *held) snapFile(s snapInfo, name string) string {
 // has not changed size since. Index files only grow while their snapshot
 // directory exists (whose name is never reused), except when a torn tail is
 // cut, so an unchanged size means unchanged content.
-func (h *held) index(s snapInfo, diskSize int64) (*preIndex, error) {
+func (h *held) index(s snapInfo) (*preIndex, error) {
 	path := h.snapFile(s, "index")
 	fi, statErr := os.Stat(path)
 	h.st.idxMu.Lock()
@@ -41,7 +41,7 @@ func (h *held) index(s snapInfo, diskSize int64) (*preIndex, error) {
 	if statErr == nil && ix != nil && ix.size == fi.Size() && (!h.excl || ix.size == ix.valid) {
 		return ix, nil
 	}
-	ix, err := loadIndex(path, diskSize, h.excl)
+	ix, err := loadIndex(path, h.excl)
 	if err != nil {
 		return nil, err
 	}
@@ -54,14 +54,16 @@ func (h *held) index(s snapInfo, diskSize int64) (*preIndex, error) {
 // preserve saves, into the newest snapshot, the current content of every
 // granule the write [off, off+n) touches that the snapshot does not hold
 // yet, and makes it durable (data, then index) before returning. Only then
-// may the caller overwrite the disk. Exclusive lock held.
-func (h *held) preserve(newest snapInfo, size, off, n int64) error {
-	ix, err := h.index(newest, size)
+// may the caller overwrite the disk. Granules past the snapshot's size (the
+// disk grew after it was taken) are not the snapshot's and are not saved.
+// Exclusive lock held.
+func (h *held) preserve(newest snapInfo, off, n int64) error {
+	ix, err := h.index(newest)
 	if err != nil {
 		return err
 	}
 	var todo []uint64
-	for g := uint64(off / granule); g <= uint64((off+n-1)/granule); g++ {
+	for g := uint64(off / granule); g <= uint64((off+n-1)/granule) && g < ix.n; g++ {
 		if !ix.has(g) {
 			todo = append(todo, g)
 		}
@@ -101,13 +103,14 @@ func (h *held) preserve(newest snapInfo, size, off, n int64) error {
 	return hook("pre-index")
 }
 
-// readSnap reads snapshot snaps[i]: each granule from the oldest snapshot
-// at or after i that holds its pre-image, else from the disk.
-func (h *held) readSnap(snaps []snapInfo, i int, size int64, p []byte, off int64) error {
+// readSnap reads snapshot snaps[i], p inside its size: each granule from
+// the oldest snapshot at or after i that holds its pre-image, else from the
+// disk. Later snapshots are at least as large (disks only grow).
+func (h *held) readSnap(snaps []snapInfo, i int, p []byte, off int64) error {
 	chain := snaps[i:]
 	idxs := make([]*preIndex, len(chain))
 	for j, s := range chain {
-		ix, err := h.index(s, size)
+		ix, err := h.index(s)
 		if err != nil {
 			return err
 		}
@@ -155,16 +158,16 @@ func (h *held) readSnap(snaps []snapInfo, i int, size int64, p []byte, off int64
 	return nil
 }
 
-// snapRanges lists the data extents of snaps[i] (of the disk when snaps
-// is empty): for each granule, the extents of the file readSnap takes it
-// from. Preserved zero granules are holes, so this is exact to file-system
-// blocks.
+// snapRanges lists the data extents below size of snaps[i] (of the disk
+// when snaps is empty), size being the snapshot's (the disk's): for each
+// granule, the extents of the file readSnap takes it from. Preserved zero
+// granules are holes, so this is exact to file-system blocks.
 func (h *held) snapRanges(snaps []snapInfo, i int, size int64) ([]target.Extent, error) {
 	chain := snaps[i:]
 	idxs := make([]*preIndex, len(chain))
 	paths := make([]string, len(chain)+1)
 	for j, s := range chain {
-		ix, err := h.index(s, size)
+		ix, err := h.index(s)
 		if err != nil {
 			return nil, err
 		}
@@ -220,15 +223,16 @@ func clipToSource(l []target.Extent, j int, source func(uint64) int) []target.Ex
 
 // merge gives snapshot into the pre-images of from that it lacks, before
 // from is deleted: a granule into lacks was unchanged between the two
-// snapshots, so from's pre-image is into's content too. Batches are synced
-// before they are indexed; an interrupted merge is finished by the next
-// DeleteSnapshot. Exclusive lock held.
-func (h *held) merge(ctx context.Context, from, into snapInfo, size int64) error {
-	src, err := h.index(from, size)
+// snapshots, so from's pre-image is into's content too. Granules past
+// into's size (the disk grew between the two) are not into's. Batches are
+// synced before they are indexed; an interrupted merge is finished by the
+// next DeleteSnapshot. Exclusive lock held.
+func (h *held) merge(ctx context.Context, from, into snapInfo) error {
+	src, err := h.index(from)
 	if err != nil {
 		return err
 	}
-	dst, err := h.index(into, size)
+	dst, err := h.index(into)
 	if err != nil {
 		return err
 	}
@@ -265,9 +269,13 @@ func (h *held) merge(ctx context.Context, from, into snapInfo, size int64) error
 		part = part[:0]
 		return hook("merge-batch")
 	}
-	for w, word := range src.bits {
+	for w, word := range src.bits[:min(len(src.bits), len(dst.bits))] {
 		for word &^= dst.bits[w]; word != 0; word &= word - 1 {
-			part = append(part, uint64(w)*64+uint64(bits.TrailingZeros64(word)))
+			g := uint64(w)*64 + uint64(bits.TrailingZeros64(word))
+			if g >= dst.n {
+				break
+			}
+			part = append(part, g)
 			if len(part) == mergeBatch {
 				if err := flush(); err != nil {
 					return err

@@ -127,7 +127,7 @@ func (h *held) writePages(disk string, off int64, p []byte) (done bool, err erro
 		if !h.excl {
 			return false, nil
 		}
-		if err := h.preserve(snaps[len(snaps)-1], size, off, n); err != nil {
+		if err := h.preserve(snaps[len(snaps)-1], off, n); err != nil {
 			return true, err
 		}
 	}
@@ -143,7 +143,8 @@ func (h *held) writePages(disk string, off int64, p []byte) (done bool, err erro
 	return true, fdatasync(f)
 }
 
-// ReadAt reads the disk, or a snapshot through its pre-image chain.
+// ReadAt reads the disk, or a snapshot through its pre-image chain, each
+// inside its own size.
 func (t *Target) ReadAt(ctx context.Context, disk, snapshot string, p []byte, off int64) error {
 	h, size, snaps, i, err := t.open(ctx, disk, snapshot)
 	if err != nil {
@@ -154,7 +155,7 @@ func (t *Target) ReadAt(ctx context.Context, disk, snapshot string, p []byte, of
 		return fmt.Errorf("file target: disk %q: read of %d bytes at offset %d is outside the size %d: %w", disk, len(p), off, size, target.ErrInvalid)
 	}
 	if snapshot != "" {
-		return h.readSnap(snaps, i, size, p, off)
+		return h.readSnap(snaps, i, p, off)
 	}
 	path := t.vhdPath(h.enc)
 	f, err := os.Open(path)
@@ -182,7 +183,10 @@ func (t *Target) Ranges(ctx context.Context, disk, snapshot string) ([]target.Ex
 	return h.snapRanges(nil, 0, size)
 }
 
-// open takes the shared lock for a read of a disk or one of its snapshots.
+// open takes the shared lock for a read of a disk or one of its snapshots
+// and returns the virtual size of what is read: the snapshot's own size
+// (from its index header) when snapshot is not "", which is smaller than
+// the disk's when the disk grew after it was taken.
 func (t *Target) open(ctx context.Context, disk, snapshot string) (h *held, size int64, snaps []snapInfo, i int, err error) {
 	enc, err := validName("disk", disk)
 	if err != nil {
@@ -206,6 +210,9 @@ func (t *Target) open(ctx context.Context, disk, snapshot string) (h *held, size
 		snaps, err = t.listSnaps(enc)
 		if i = findSnap(snaps, senc); err == nil && i < 0 {
 			err = fmt.Errorf("file target: disk %q has no snapshot %q: %w", disk, snapshot, target.ErrNotFound)
+		}
+		if err == nil {
+			size, err = h.snapSize(disk, snaps[i], size)
 		}
 	}
 	if err != nil {

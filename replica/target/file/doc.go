@@ -11,8 +11,9 @@
 //	                               refuses a non-empty directory without it
 //	disks/<disk>.vhd               sparse fixed VHD: virtual disk, then the 512-byte footer
 //	disks/<disk>.lock              flock'd by every disk operation (shared or exclusive)
-//	disks/<disk>.snap/<seq>-<id>-<snapshot>/index   pre-image index (see index.go)
-//	disks/<disk>.snap/<seq>-<id>-<snapshot>/pre     sparse file of virtual size holding pre-images
+//	disks/<disk>.snap/<seq>-<id>-<snapshot>/index   pre-image index (see index.go);
+//	                               its header holds the snapshot's virtual size
+//	disks/<disk>.snap/<seq>-<id>-<snapshot>/pre     sparse file of that size holding pre-images
 //	objects/<key>                  one file per object; '/' in a key makes folders
 //	.asr-tmp-*, .asr-del-*         work files: being written, or renamed away to be removed
 //
@@ -76,6 +77,19 @@
 // renames it into place and syncs the parent; deleting renames away first.
 // So every name is either complete or absent.
 //
+// # Resizing
+//
+// ResizeDisk grows the disk file in place; the disk's size is always its
+// file length minus the footer. It clears the old footer and syncs, then
+// extends the file, then writes the new footer and syncs (resize.go), so
+// a crash leaves the old or the new size, the data intact, the new region
+// zero, and at worst a missing footer that the retried call writes. A
+// snapshot keeps the size in its index header: reads, ranges and copies of
+// it stop there, a preserving write saves only the granules below the
+// newest snapshot's size, and a merge gives an older, smaller snapshot only
+// the granules below its own size. A granule of an older snapshot is below
+// every later one's size (disks never shrink), so the read chain holds.
+//
 // # Concurrency
 //
 // Every disk operation takes the disk's lock: an in-process RWMutex plus a
@@ -84,7 +98,8 @@
 // mount while the primary writes) exclude each other alike. Reads and
 // writes to a disk without snapshots share it, so writes to different
 // ranges run in parallel; snapshot-preserving writes, Snapshot,
-// DeleteSnapshot, CreateDisk and DeleteDisk take it exclusively.
+// DeleteSnapshot, CreateDisk, ResizeDisk and DeleteDisk take it
+// exclusively.
 // CopyFromSnapshot takes the source's shared lock per 4 MiB chunk, so the
 // source keeps replicating during a long copy.
 package file

@@ -157,6 +157,10 @@ func createLayout(dir string) error {
 // Close releases nothing: every call opens and closes its own files.
 func (t *Target) Close() error { return nil }
 
+// Local is true: the disks are files on this machine, or on a mount the
+// operator chose to treat like one (reading it costs no egress).
+func (t *Target) Local() bool { return true }
+
 // String names the target for messages.
 func (t *Target) String() string { return "file://" + t.dir }
 

@@ -9,6 +9,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+
+	"github.com/asr-project/asr/replica/target"
 )
 
 // granule is the unit of copy-on-write. See doc.go for why 64 KiB.
@@ -19,6 +21,9 @@ const granule = 64 << 10
 //
 //	header: "ASRPRE01" | granule u32 | 0 u32 | disk size u64 | 0 u32 | crc32c(bytes 0-27) u32
 //	record: first granule u64 | count u32 | crc32c(bytes 0-11) u32
+//
+// The header's disk size is the disk's virtual size when the snapshot was
+// taken: the snapshot's own size, which a later ResizeDisk leaves alone.
 const (
 	indexMagic  = "ASRPRE01"
 	indexHeader = 32
@@ -37,13 +42,16 @@ type run struct {
 // pre-images of.
 type preIndex struct {
 	path  string
-	size  int64 // file size when loaded or last appended: the cache check
-	valid int64 // end of the last good record
-	n     uint64
+	size  int64  // file size when loaded or last appended: the cache check
+	valid int64  // end of the last good record
+	disk  int64  // the snapshot's virtual size, from the header
+	n     uint64 // granules in disk
 	bits  []uint64
 }
 
-func (ix *preIndex) has(g uint64) bool { return ix.bits[g/64]&(1<<(g%64)) != 0 }
+// has reports whether the snapshot holds granule g's pre-image; granules
+// past the snapshot's size (the disk grew since) it never holds.
+func (ix *preIndex) has(g uint64) bool { return g < ix.n && ix.bits[g/64]&(1<<(g%64)) != 0 }
 
 func (ix *preIndex) add(r run) {
 	for g := r.first; g < r.first+uint64(r.count); g++ {
@@ -74,7 +82,7 @@ func (r run) record() []byte {
 // acknowledged, so dropping it only costs a re-save); a bad non-zero record
 // before a good one is damage and fails. With repair (exclusive lock held)
 // a torn tail is cut off so the next append starts on a record boundary.
-func loadIndex(path string, diskSize int64, repair bool) (*preIndex, error) {
+func loadIndex(path string, repair bool) (*preIndex, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("file target: snapshot index %s is missing (the snapshot directory is damaged; delete the snapshot): %w", path, ErrCorrupt)
@@ -89,10 +97,12 @@ func loadIndex(path string, diskSize int64, repair bool) (*preIndex, error) {
 	}
 	r := bufio.NewReaderSize(f, 1<<20)
 	hdr := make([]byte, indexHeader)
-	if _, err := io.ReadFull(r, hdr); err != nil || string(hdr) != string(indexHeaderBytes(diskSize)) {
-		return nil, fmt.Errorf("file target: snapshot index %s: header does not match a %d-byte disk with %d-byte granules (delete the snapshot): %w", path, diskSize, granule, ErrCorrupt)
+	_, err = io.ReadFull(r, hdr)
+	diskSize := int64(binary.LittleEndian.Uint64(hdr[16:]))
+	if err != nil || diskSize <= 0 || diskSize%target.SizeUnit != 0 || string(hdr) != string(indexHeaderBytes(diskSize)) {
+		return nil, fmt.Errorf("file target: snapshot index %s: header is not that of a disk of whole MiB with %d-byte granules (delete the snapshot): %w", path, granule, ErrCorrupt)
 	}
-	ix := &preIndex{path: path, size: fi.Size(), valid: indexHeader, n: uint64(diskSize / granule)}
+	ix := &preIndex{path: path, size: fi.Size(), valid: indexHeader, disk: diskSize, n: uint64(diskSize / granule)}
 	ix.bits = make([]uint64, (ix.n+63)/64)
 	rec := make([]byte, recordSize)
 	badAt := int64(-1)

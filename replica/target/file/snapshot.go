@@ -194,11 +194,9 @@ func (t *Target) DeleteSnapshot(ctx context.Context, disk, snapshot string) erro
 		return err
 	}
 	defer h.unlock()
-	size, err := t.statDisk(disk, enc)
-	if errors.Is(err, target.ErrNotFound) {
+	if _, err := t.statDisk(disk, enc); errors.Is(err, target.ErrNotFound) {
 		return nil
-	}
-	if err != nil {
+	} else if err != nil {
 		return err
 	}
 	snaps, err := t.listSnaps(enc)
@@ -211,7 +209,7 @@ func (t *Target) DeleteSnapshot(ctx context.Context, disk, snapshot string) erro
 		return nil
 	}
 	if i > 0 {
-		if err := h.merge(ctx, snaps[i], snaps[i-1], size); err != nil {
+		if err := h.merge(ctx, snaps[i], snaps[i-1]); err != nil {
 			return err
 		}
 	}

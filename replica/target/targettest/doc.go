@@ -24,4 +24,8 @@
 //     ErrNotFound; ReadAt of a missing snapshot is ErrNotFound;
 //   - a disk made by CopyFromSnapshot has no snapshots and survives the
 //     deletion of its source disk.
+//   - after ResizeDisk a snapshot from before it refuses reads past its own
+//     size with ErrInvalid, and a copy of it has its size, not the disk's;
+//   - ResizeDisk to a size that is not a positive multiple of SizeUnit is
+//     ErrInvalid even when it is larger.
 package targettest

@@ -37,6 +37,8 @@ func Run(t *testing.T, open func(t *testing.T) target.Target) {
 		{"DeleteSnapshotAll", testDeleteSnapshotAll},
 		{"CopyFromSnapshot", testCopyFromSnapshot},
 		{"CopyFromSnapshotErrors", testCopyFromSnapshotErrors},
+		{"Resize", testResize},
+		{"ResizeRules", testResizeRules},
 		{"DeleteDisk", testDeleteDisk},
 		{"Objects", testObjects},
 		{"ObjectsList", testObjectsList},

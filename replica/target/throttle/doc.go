@@ -13,6 +13,6 @@
 // (capped at target.MaxWrite), so a limit is never exceeded by more than
 // one second's worth after an idle spell; a call larger than the bucket
 // waits for its bytes in bucket-sized chunks before it runs. Everything
-// else (disk and object metadata, snapshots, server-side copies) passes
-// through unmetered.
+// else (disk and object metadata, ResizeDisk, snapshots, server-side
+// copies) passes through unmetered, and Local is the wrapped target's.
 package throttle

@@ -61,6 +61,11 @@ func (l *limited) ReadAt(ctx context.Context, disk, snapshot string, p []byte, o
 	return l.Target.ReadAt(ctx, disk, snapshot, p, off)
 }
 
+// Local is the inner target's answer: a limit changes how fast a read
+// goes, not what it costs. ResizeDisk, like the other metadata calls, passes
+// through unmetered.
+func (l *limited) Local() bool { return l.Target.Local() }
+
 // bucket is one direction's token bucket, re-rated when rate changes.
 type bucket struct {
 	rate func(time.Time) int64

@@ -189,3 +189,20 @@ func TestLimitCancel(t *testing.T) {
 		t.Fatalf("a cancelled write reached the target (%d bytes)", inner.written)
 	}
 }
+
+// local is a target that only answers Local.
+type local struct {
+	target.Target
+	is bool
+}
+
+func (l local) Local() bool { return l.is }
+
+// TestLocalForwards: a limit does not change what a read costs.
+func TestLocalForwards(t *testing.T) {
+	for _, is := range []bool{true, false} {
+		if got := Limit(local{is: is}, func(time.Time) int64 { return mib }).Local(); got != is {
+			t.Errorf("Local through Limit = %v, inner says %v", got, is)
+		}
+	}
+}

@@ -91,7 +91,24 @@ workload there and back.
 		newReplicateCmd(g), newResyncCmd(g), newVerifyCmd(g), newResumeCmd(g),
 		newTrackCmd(g), newVHDCmd(g), newHRLCmd(g), newStateCmd(g),
 	)
+	usageArgs(root)
 	return root
+}
+
+// usageArgs makes a wrong number of arguments a usage error (exit 2) on
+// every command, as a bad flag is.
+func usageArgs(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(c *cobra.Command, args []string) error {
+			if err := check(c, args); err != nil {
+				return usageError{fmt.Errorf("%s: %w; see asr %s --help", c.CommandPath(), err, c.Name())}
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		usageArgs(sub)
+	}
 }
 
 // load resolves the global settings: config file, then ASR_* environment,

@@ -49,7 +49,7 @@ func runStatus(g *globals, args []string) error {
 		case vault.StateInitialReplication:
 			state += fmt.Sprintf(" %.0f%%", 100*s.Copied)
 		case vault.StateResyncing:
-			state += fmt.Sprintf(" %.0f%%", 100*s.ResyncDone)
+			state += fmt.Sprintf(" %.0f%% (%s compared, %s sent)", 100*s.ResyncDone, bytesString(s.ResyncCompared), bytesString(s.ResyncSent))
 		}
 		if !s.ResyncAt.IsZero() && s.ResyncAt.After(now) && s.Health != vault.HealthCritical {
 			state += ", runs at " + s.ResyncAt.Local().Format("15:04")

@@ -117,6 +117,7 @@ func (e *Engine) runResync(ctx context.Context, it *vault.Item, j *job, full boo
 			return err
 		}
 	}
+	j.j.Bytes = 0
 	for _, rd := range it.Resync.Disks {
 		j.j.Bytes += rd.Sent
 	}

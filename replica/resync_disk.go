@@ -297,6 +297,13 @@ func (c *comparer) checkpoint(ctx context.Context, done bool) error {
 	if err := c.e.saveItem(c.it); err != nil {
 		return err
 	}
+	c.j.j.Bytes = 0
+	for _, d := range c.it.Resync.Disks {
+		c.j.j.Bytes += d.Sent
+	}
+	if err := c.j.save(); err != nil { // asr jobs shows the progress
+		return err
+	}
 	if c.tab != nil {
 		c.e.dropMaps(ctx, c.t, c.it.VM, c.d.Name, c.d.MapDigest)
 	}

@@ -24,6 +24,9 @@ type Status struct {
 	// window); ResyncDone the share of a running resync's compare done.
 	ResyncAt   time.Time `json:"resync_at,omitzero"`
 	ResyncDone float64   `json:"resync_done,omitempty"`
+	// ResyncCompared and ResyncSent are a running resync's bytes so far.
+	ResyncCompared int64 `json:"resync_compared,omitempty"`
+	ResyncSent     int64 `json:"resync_sent,omitempty"`
 }
 
 // Statuses returns the status of the named VMs, or of all when none is
@@ -69,12 +72,12 @@ func (e *Engine) Statuses(vms []string) ([]Status, error) {
 				s.ResyncAt = resyncAt(p, now)
 			}
 			if rs := it.Resync; rs != nil {
-				var cmp, all int64
+				var all int64
 				for _, d := range rs.Disks {
-					cmp, all = cmp+d.Compared, all+d.Total
+					s.ResyncCompared, s.ResyncSent, all = s.ResyncCompared+d.Compared, s.ResyncSent+d.Sent, all+d.Total
 				}
 				if all > 0 {
-					s.ResyncDone = min(1, float64(cmp)/float64(all))
+					s.ResyncDone = min(1, float64(s.ResyncCompared)/float64(all))
 				}
 			}
 			out = append(out, s)

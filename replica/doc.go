@@ -23,10 +23,24 @@
 // ran (tracker.CheckUntracked), are never applied: the item moves to
 // ResyncRequired with health Warning.
 //
+// Resync is a state machine over the item's State (runResync):
+//
+//	Protected or ResyncRequired --start--> Resyncing --compare--> Protected
+//
+// Start restarts each disk's log chain (tracker.Resume, or ResumeOffline
+// with no tracker) and records the base it returns as AppliedSeq and
+// AppliedID, so the logs after it carry every write made from then on;
+// the compare, disk by disk from a checkpoint in Item.Resync, sends the
+// blocks that differ; the ordinary cycle then applies those logs and
+// records the first new point. Cron runs it inside the policy's resync
+// window; Critical waits for asr resume.
+//
 // Target layout written by the engine (beside the backends' own):
 //
 //	vms/<vm>/manifest.json        the item: disks, sizes, replica names
 //	vms/<vm>/points/<id>.json     one recovery point
+//	vms/<vm>/maps/<disk>.<digest> the replica's checksum map, on a target
+//	                              that is not Local (rmap.go)
 //
 // so a recovery site can list points and fail over without the primary's
 // state file. Replica disk names are "<vm>.<disk>": VM names may hold dots,

@@ -307,6 +307,7 @@ func (e *Engine) DisableProtection(ctx context.Context, vm string, keepReplica b
 		for _, p := range tracker.StateFiles(d.Path) {
 			os.Remove(p)
 		}
+		e.uncacheMaps(vm, d.Name)
 	}
 	return nil
 }

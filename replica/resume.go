@@ -39,12 +39,6 @@ func (e *Engine) resumeOne(ctx context.Context, vm string) Result {
 		}
 		it.Failures, it.FirstFailure, it.LastError = 0, time.Time{}, ""
 		it.Health, it.HealthReason = vault.HealthWarning, "resumed by the operator"
-		if it.State == vault.StateResyncRequired || it.State == vault.StateResyncing {
-			it.HealthReason = it.State
-			if it.Resync != nil {
-				it.HealthReason = it.Resync.Reason
-			}
-		}
 		return tx.PutItem(it)
 	})
 	if err != nil {

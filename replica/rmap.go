@@ -98,9 +98,14 @@ func (e *Engine) dropMaps(ctx context.Context, t target.Target, vm, disk, keep s
 			t.DeleteObject(ctx, k)
 		}
 	}
+	e.uncacheMaps(vm, disk, keep)
+}
+
+// uncacheMaps deletes the disk's cached maps other than keep.
+func (e *Engine) uncacheMaps(vm, disk string, keep ...string) {
 	old, _ := filepath.Glob(e.mapCache(vm, disk, "*"))
 	for _, f := range old {
-		if !strings.HasSuffix(f, "."+keep) {
+		if len(keep) == 0 || !strings.HasSuffix(f, "."+keep[0]) {
 			os.Remove(f)
 		}
 	}

@@ -83,7 +83,8 @@ func TestSpansRandom(t *testing.T) {
 func TestCopyChunks(t *testing.T) {
 	const M = target.MaxWrite
 	got := copyChunks([]vhd.Extent{{Off: 0, Len: 2 * M}, {Off: 2*M + 100, Len: 10}, {Off: 5 * M, Len: M + 512}}, M/2, 8*M)
-	want := []chunk{{M / 2, M / 2}, {M, M}, {2 * M, 512}, {5 * M, M}, {6 * M, 512}}
+	const B = blockSize
+	want := []chunk{{M / 2, M / 2}, {M, M}, {2 * M, B}, {5 * M, M}, {6 * M, B}}
 	if len(got) != len(want) {
 		t.Fatalf("chunks %v, want %v", got, want)
 	}

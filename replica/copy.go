@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/asr-project/asr/chunker"
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/replica/vhd"
 	"github.com/asr-project/asr/vault"
@@ -26,15 +27,16 @@ const (
 // page aligned.
 type chunk struct{ off, n int64 }
 
-// copyChunks splits a disk's allocated extents beyond from into aligned
-// chunks inside [0, limit).
+// copyChunks splits a disk's allocated extents beyond from into chunks
+// inside [0, limit), aligned to whole resync blocks so that each chunk
+// read gives whole blocks for the replica's checksum map.
 func copyChunks(exts []vhd.Extent, from, limit int64) []chunk {
 	var out []chunk
 	for _, e := range exts {
-		a := max(e.Off/target.PageSize*target.PageSize, from)
-		b := min((e.Off+e.Len+target.PageSize-1)/target.PageSize*target.PageSize, limit)
+		a := max(e.Off/blockSize*blockSize, from)
+		b := min((e.Off+e.Len+blockSize-1)/blockSize*blockSize, limit)
 		if n := len(out); n > 0 && a < out[n-1].off+out[n-1].n {
-			a = out[n-1].off + out[n-1].n // extents that share a page
+			a = out[n-1].off + out[n-1].n // extents that share a block
 		}
 		for a < b {
 			// Align chunk ends to MaxWrite so chunks of adjacent extents
@@ -68,6 +70,14 @@ func (e *Engine) copyDisk(ctx context.Context, t target.Target, it *vault.Item, 
 		return 0, fmt.Errorf("disk %s: %w", d.Path, err)
 	}
 	chunks := copyChunks(exts, d.CopiedTo, d.ReplicaSize)
+	// A copy that runs start to end on a remote target also makes the
+	// replica's checksum map, from the very bytes it writes.
+	var tab *chunker.Table
+	if !t.Local() && d.CopiedTo == 0 {
+		if tab, err = chunker.NewTable(d.ReplicaSize, blockSize); err != nil {
+			return 0, err
+		}
+	}
 	var total int64
 	for _, c := range chunks {
 		total += c.n
@@ -91,12 +101,18 @@ func (e *Engine) copyDisk(ctx context.Context, t target.Target, it *vault.Item, 
 	}
 	// finished marks chunk k done and advances the resume point over the
 	// done prefix, saving it now and then.
-	finished := func(k int, n int64) error {
+	finished := func(k int, n int64, p []byte) error {
 		mu.Lock()
 		defer mu.Unlock()
 		done[k] = true
 		moved += chunks[k].n
 		written += n
+		if tab != nil {
+			c := chunks[k]
+			for off := int64(0); off < c.n; off += blockSize {
+				tab.Set(int((c.off+off)/blockSize), p[off:off+blockSize])
+			}
+		}
 		for next < len(chunks) && done[next] {
 			next++
 		}
@@ -127,7 +143,7 @@ func (e *Engine) copyDisk(ctx context.Context, t target.Target, it *vault.Item, 
 			defer func() { bufs <- buf; <-sem }()
 			n, err := writeNonZero(ctx, t, d.Replica, c.off, p)
 			if err == nil {
-				err = finished(k, n)
+				err = finished(k, n, p)
 			}
 			if err != nil {
 				cancel(err)
@@ -143,6 +159,11 @@ func (e *Engine) copyDisk(ctx context.Context, t target.Target, it *vault.Item, 
 		return written, err
 	}
 	d.Copied = true
+	if tab != nil {
+		if d.MapDigest, err = e.storeMap(ctx, t, it.VM, d.Name, tab); err != nil {
+			return written, err
+		}
+	}
 	return written, e.saveCopied(it, i, d.ReplicaSize)
 }
 

@@ -248,7 +248,7 @@ func (e *Engine) markResync(it *vault.Item, why error) error {
 		return err
 	}
 	e.event(it.VM, "resync required: %v", why)
-	return fmt.Errorf("VM %s: %w: %v", it.VM, ErrResync, why)
+	return fmt.Errorf("VM %s: %w: %v; it runs in the policy's resync window, or now with `asr resync %s`", it.VM, ErrResync, why, it.VM)
 }
 
 // pendingLogs opens and validates the logs of a disk that a pending point

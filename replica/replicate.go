@@ -89,7 +89,11 @@ func (e *Engine) notDue(it vault.Item, pols []vault.Policy, named bool) string {
 	case it.Health == vault.HealthCritical:
 		return fmt.Sprintf("needs an operator: %s; fix the cause, then run `asr resume %s`", it.LastError, it.VM)
 	case resync && named:
-		return fmt.Sprintf("resync required (%s); it runs in the window %s, or now with `asr resync %s`", it.HealthReason, pol.ResyncWindow, it.VM)
+		what := "resync required"
+		if it.Resync != nil {
+			what = "resync in progress"
+		}
+		return fmt.Sprintf("%s (%s); it runs in the window %s, or now with `asr resync %s`", what, it.HealthReason, pol.ResyncWindow, it.VM)
 	case resync:
 		if at := resyncAt(pol, now); at.After(now) {
 			return "resync required, runs at " + at.Local().Format("15:04")

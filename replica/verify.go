@@ -71,8 +71,8 @@ func (e *Engine) Verify(ctx context.Context, vm string, opt VerifyOptions) (*Ver
 		return nil, err
 	}
 	if it.State != vault.StateProtected || it.Pending != nil || it.LastPoint == "" {
-		return nil, fmt.Errorf("VM %s is %s%s; verify a replica once it has a finished point (asr replicate %s, or asr resync %s): %w",
-			vm, it.State, map[bool]string{true: " with a point being made"}[it.Pending != nil], vm, vm, ErrInvalid)
+		return nil, fmt.Errorf("VM %s is %s or making a point; verify a replica once its point is finished (asr replicate %s, or asr resync %s): %w",
+			vm, it.State, vm, vm, ErrInvalid)
 	}
 	if opt.Point != "" && opt.Point != "latest" && opt.Point != it.LastPoint {
 		return nil, fmt.Errorf("point %s: only the newest point (%s) can be compared with the source; export an older one with asr points export: %w", opt.Point, it.LastPoint, ErrInvalid)

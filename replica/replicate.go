@@ -244,7 +244,7 @@ func (e *Engine) recordFailure(vm string, err error) {
 		it.LastError = err.Error()
 		it.Health, it.HealthReason = vault.HealthWarning, "retrying: "+err.Error()
 		if !Recoverable(err) {
-			it.Health, it.HealthReason = vault.HealthCritical, err.Error()
+			it.Health, it.HealthReason = vault.HealthCritical, err.Error()+"; fix that, then run `asr resume "+vm+"`"
 		}
 		return tx.PutItem(it)
 	})

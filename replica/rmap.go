@@ -58,6 +58,7 @@ func (e *Engine) loadMap(ctx context.Context, t target.Target, vm string, d vaul
 		if mapDigest(b) != d.MapDigest {
 			return nil, read, errors.New("the checksum map at the target is not the one asr last wrote")
 		}
+		e.cacheMap(vm, d.Name, d.MapDigest, b)
 	}
 	m, err := chunker.Unmarshal(b)
 	if err != nil {
@@ -81,11 +82,17 @@ func (e *Engine) storeMap(ctx context.Context, t target.Target, vm, disk string,
 	if err := t.PutObject(ctx, mapPrefix(vm, disk)+digest, b); err != nil {
 		return "", fmt.Errorf("store the checksum map of %s: %w", disk, err)
 	}
+	e.cacheMap(vm, disk, digest, b)
+	return digest, nil
+}
+
+// cacheMap keeps a copy of a map beside the state file. A failure only
+// costs a download later: the digest is checked on every read.
+func (e *Engine) cacheMap(vm, disk, digest string, b []byte) {
 	cache := e.mapCache(vm, disk, digest)
 	if os.MkdirAll(filepath.Dir(cache), 0o700) == nil && os.WriteFile(cache+".tmp", b, 0o600) == nil {
 		os.Rename(cache+".tmp", cache)
 	}
-	return digest, nil
 }
 
 // dropMaps deletes the disk's maps other than keep, at the target and in

@@ -3,6 +3,7 @@ package replica
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -21,6 +22,8 @@ const (
 	// the checkpoint moved on after this many bytes compared. Blocks sent
 	// since are listed in the checkpoint (ResyncDisk.Sending).
 	mapEvery = 1 << 30
+	// sendWorkers writes of differing blocks run at once.
+	sendWorkers = 4
 )
 
 // blockSize is the resync's block: the chunker's default, which is also
@@ -265,21 +268,42 @@ func (c *comparer) readReplica(ctx context.Context, runs [][2]int) error {
 }
 
 // send writes the differing blocks (positions in the batch) to the
-// replica, joining neighbours into writes of up to target.MaxWrite.
+// replica, joining neighbours into writes of up to target.MaxWrite, on
+// sendWorkers at once: each write is durable on its own, so their syncs
+// (or round trips) overlap.
 func (c *comparer) send(ctx context.Context, idx, diff []int) error {
+	var writes [][2]int // [first, last] positions in the batch
 	for a := 0; a < len(diff); {
 		b := a + 1
 		for b < len(diff) && idx[diff[b]] == idx[diff[b-1]]+1 && diff[b] == diff[b-1]+1 && (b-a+1)*blockSize <= target.MaxWrite {
 			b++
 		}
-		off := int64(idx[diff[a]]) * blockSize
-		p := c.sbuf[diff[a]*blockSize : (diff[b-1]+1)*blockSize]
-		if err := c.t.WritePages(ctx, c.d.Replica, off, p); err != nil {
-			return fmt.Errorf("write replica %s at %d: %w", c.d.Replica, off, err)
-		}
+		writes = append(writes, [2]int{diff[a], diff[b-1]})
 		a = b
 	}
-	return nil
+	next := make(chan [2]int)
+	errs := make(chan error, sendWorkers)
+	for range sendWorkers {
+		go func() {
+			var first error
+			for w := range next {
+				off := int64(idx[w[0]]) * blockSize
+				if err := c.t.WritePages(ctx, c.d.Replica, off, c.sbuf[w[0]*blockSize:(w[1]+1)*blockSize]); err != nil && first == nil {
+					first = fmt.Errorf("write replica %s at %d: %w", c.d.Replica, off, err)
+				}
+			}
+			errs <- first
+		}()
+	}
+	for _, w := range writes {
+		next <- w
+	}
+	close(next)
+	var err error
+	for range sendWorkers {
+		err = errors.Join(err, <-errs)
+	}
+	return err
 }
 
 // checkpoint records how far the disk's compare got, storing the map

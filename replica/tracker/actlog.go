@@ -359,17 +359,6 @@ func (al *activityLog) finishCheckpoint(e uint64) {
 	al.cond.Broadcast()
 }
 
-// extents lists the extents in the log, as byte ranges.
-func (al *activityLog) extents() []span {
-	al.mu.Lock()
-	defer al.mu.Unlock()
-	var out []span
-	for e := range al.ext {
-		out = append(out, span{int64(e) * al.extSize, min(int64(e+1)*al.extSize, al.size)})
-	}
-	return out
-}
-
 // stats returns the record updates written and the checkpoints forced.
 func (al *activityLog) stats() (updates, checkpoints uint64) {
 	al.mu.Lock()

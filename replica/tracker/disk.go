@@ -149,8 +149,11 @@ func (d *Disk) syncDisk() error {
 
 // degrade stops logging for the disk: from now on the dirty map records
 // which granules change. The map starts with every write the dropped logs
-// (fromSeq and later) held, plus the activity log's extents, and is
-// persisted at once. prev adds the written map of a log being sealed.
+// (fromSeq and later) held, from their written maps (the current log's,
+// and prev, a log being sealed), and is persisted at once. Every write is
+// marked in the written map before it reaches log or disk, so the
+// activity log's extents add nothing here; they join the map only after a
+// crash, when the in-memory marks are gone (recoverDegraded).
 func (d *Disk) degrade(why string, fromSeq uint64, prev *bitmap) {
 	d.dmu.Lock()
 	defer d.dmu.Unlock()
@@ -162,9 +165,6 @@ func (d *Disk) degrade(why string, fromSeq uint64, prev *bitmap) {
 	dm.bits.or(d.written)
 	if prev != nil {
 		dm.bits.or(prev)
-	}
-	for _, s := range d.al.extents() {
-		dm.bits.mark(s.off, s.end-s.off)
 	}
 	// An error here is retried at the next flush, which fails until the
 	// map is durable; until then the activity log covers the writes.

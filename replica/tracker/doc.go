@@ -98,7 +98,7 @@
 // (Options.MinFree, 256 MiB), the tracker stops logging that disk and keeps
 // serving it. From then on a bitmap of 64 KiB granules (the resync block
 // size) records which regions change; it starts with every granule the
-// dropped logs wrote plus the activity log's extents, and is persisted
+// dropped logs wrote (each log's written map), and is persisted
 // (temp file, fsync, rename) at once and before any later guest flush is
 // acknowledged. The activity log stays in force, so a crash adds its
 // extents to the map: the map may over-state what changed, never

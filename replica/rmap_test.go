@@ -10,6 +10,12 @@ import (
 	"github.com/asr-project/asr/replica/target"
 )
 
+// testEvents logs the engine's events into the test's output.
+type testEvents struct{ t *testing.T }
+
+func (testEvents) Progress(vm, step string, done, total int64) {}
+func (l testEvents) Event(vm, msg string)                      { l.t.Log(vm + ": " + msg) }
+
 // remote is a directory target that says it is not local, so the engine
 // keeps a checksum map beside each replica as it does on Azure.
 type remote struct{ target.Target }
@@ -27,6 +33,7 @@ func TestApplyKeepsTheMapExact(t *testing.T) {
 		tg, err := open(ctx, url)
 		return remote{tg}, err
 	}
+	f.e.Events = testEvents{t}
 	f.protect(t, "") // the initial copy makes the first map
 	ctx := context.Background()
 	for i, w := range []struct {

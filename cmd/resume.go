@@ -1,10 +1,6 @@
 package cmd
 
-import (
-	"github.com/spf13/cobra"
-
-	"github.com/asr-project/asr/replica"
-)
+import "github.com/spf13/cobra"
 
 func newResumeCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
@@ -17,10 +13,8 @@ resync when one is pending, else a replicate cycle). If the cause is still
 there the VM goes Critical again with the same message.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			for _, vm := range args {
-				if err := replica.CheckName("VM", vm); err != nil {
-					return usageError{err}
-				}
+			if err := checkVMs(args); err != nil {
+				return err
 			}
 			e, err := g.engine()
 			if err != nil {

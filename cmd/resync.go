@@ -24,10 +24,8 @@ Interrupted (kill, network outage), it goes on from its checkpoint. On a
 Protected VM it compares every block, for an operator who wants to be sure.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			for _, vm := range args {
-				if err := replica.CheckName("VM", vm); err != nil {
-					return usageError{err}
-				}
+			if err := checkVMs(args); err != nil {
+				return err
 			}
 			e, err := g.engine()
 			if err != nil {
@@ -39,6 +37,16 @@ Protected VM it compares every block, for an operator who wants to be sure.`,
 	}
 	c.Flags().BoolVar(&full, "full", false, "compare every block, even where the tracker's record narrows the resync")
 	return c
+}
+
+// checkVMs refuses a VM name that can't be one, before anything opens.
+func checkVMs(names []string) error {
+	for _, vm := range names {
+		if err := replica.CheckName("VM", vm); err != nil {
+			return usageError{err}
+		}
+	}
+	return nil
 }
 
 // results prints what a resync or resume did, one line per VM, or JSON.

@@ -140,18 +140,8 @@ func RetryAfter(n int) time.Duration {
 func (e *Engine) replicateOne(ctx context.Context, vm string, named bool) Result {
 	start := time.Now()
 	r := Result{VM: vm}
-	lockVM := e.Vault.LockVM
-	if !named {
-		lockVM = e.Vault.TryLockVM
-	}
-	lock, err := lockVM(vm)
-	if !named && errors.Is(err, vault.ErrLocked) {
-		r.Skipped, r.Busy = "busy with another asr job: "+err.Error(), true
-		return r
-	}
-	if err != nil {
-		r.err = err
-		r.Error = err.Error()
+	lock, err := e.lockJob(vm, named, &r)
+	if lock == nil {
 		return r
 	}
 	defer lock.Unlock()
@@ -182,18 +172,48 @@ func (e *Engine) replicateOne(ctx context.Context, vm string, named bool) Result
 	return r
 }
 
-func (e *Engine) runCycle(ctx context.Context, site string, it *vault.Item, j *job) error {
+// lockJob takes a VM's lock for a job: waiting when the VM was named, or
+// (cron) not at all, marking r skipped as busy. With no lock returned, r
+// says why.
+func (e *Engine) lockJob(vm string, named bool, r *Result) (*vault.Lock, error) {
+	lockVM := e.Vault.LockVM
+	if !named {
+		lockVM = e.Vault.TryLockVM
+	}
+	lock, err := lockVM(vm)
+	switch {
+	case !named && errors.Is(err, vault.ErrLocked):
+		r.Skipped, r.Busy = "busy with another asr job: "+err.Error(), true
+	case err != nil:
+		r.err, r.Error = err, err.Error()
+	}
+	return lock, err
+}
+
+// jobTarget opens an item's target for a job, once its source disks are
+// known to be there, under the policy's bandwidth limits.
+func (e *Engine) jobTarget(ctx context.Context, it *vault.Item) (target.Target, error) {
 	if err := checkSources(*it); err != nil {
-		return err
+		return nil, err
 	}
 	t, err := e.openTarget(ctx, it.Target)
+	if err != nil {
+		return nil, err
+	}
+	lt, err := e.limit(t, it.Policy)
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
+	return lt, nil
+}
+
+func (e *Engine) runCycle(ctx context.Context, site string, it *vault.Item, j *job) error {
+	t, err := e.jobTarget(ctx, it)
 	if err != nil {
 		return err
 	}
 	defer t.Close()
-	if t, err = e.limit(t, it.Policy); err != nil {
-		return err
-	}
 	if it.State == vault.StateInitialReplication {
 		return e.initial(ctx, t, site, it, j)
 	}

@@ -45,16 +45,10 @@ func (e *Engine) resyncOne(ctx context.Context, vm string, named, full bool) Res
 	if err := CheckName("VM", vm); err != nil {
 		return fail(err)
 	}
-	lockVM := e.Vault.LockVM
-	if !named {
-		lockVM = e.Vault.TryLockVM
-	}
-	lock, err := lockVM(vm)
-	if !named && errors.Is(err, vault.ErrLocked) {
-		r.Skipped, r.Busy = "busy with another asr job: "+err.Error(), true
+	lock, _ := e.lockJob(vm, named, &r)
+	if lock == nil {
+		r.Duration = time.Since(start)
 		return r
-	} else if err != nil {
-		return fail(err)
 	}
 	defer lock.Unlock()
 	var it vault.Item
@@ -87,17 +81,11 @@ func (e *Engine) resyncOne(ctx context.Context, vm string, named, full bool) Res
 // compares disk by disk from its checkpoint, and the cycle that follows
 // moves it to Protected with a new point.
 func (e *Engine) runResync(ctx context.Context, it *vault.Item, j *job, full bool, done *vault.Resync) error {
-	if err := checkSources(*it); err != nil {
-		return err
-	}
-	t, err := e.openTarget(ctx, it.Target)
+	t, err := e.jobTarget(ctx, it)
 	if err != nil {
 		return err
 	}
 	defer t.Close()
-	if t, err = e.limit(t, it.Policy); err != nil {
-		return err
-	}
 	if it.State != vault.StateResyncing {
 		if err := j.step("prepare resync"); err != nil {
 			return err

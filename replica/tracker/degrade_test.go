@@ -11,7 +11,14 @@ import (
 // marked says the dirty map covers [off, off+n).
 func marked(t *testing.T, disk string, off, n int64) bool {
 	t.Helper()
-	m, err := ReadDirty(disk)
+	return covers(t, ReadDirty, disk, off, n)
+}
+
+// covers says the map read by read (a dirty map or a resync set) covers
+// [off, off+n).
+func covers(t *testing.T, read func(string) (*Dirty, error), disk string, off, n int64) bool {
+	t.Helper()
+	m, err := read(disk)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,16 +13,7 @@ import (
 // setMarks says whether the resync set covers [off, off+n).
 func setMarks(t *testing.T, disk string, off, n int64) bool {
 	t.Helper()
-	m, err := ReadResyncSet(disk)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for g := off / m.Granule; g <= (off+n-1)/m.Granule; g++ {
-		if m.Bits[g/64]&(1<<(g%64)) == 0 {
-			return false
-		}
-	}
-	return true
+	return covers(t, ReadResyncSet, disk, off, n)
 }
 
 // A degraded disk logs again after Resume, in a chain that starts at the

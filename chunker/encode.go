@@ -28,7 +28,7 @@ import (
 // total length be checked against len(b) before anything is allocated.
 const (
 	magic      = "ASRCKMAP"
-	version    = 1
+	version    = FormatVersion
 	headerSize = 32
 	trailer    = 4
 
@@ -39,6 +39,9 @@ const (
 	offDiskSize  = 16
 	offNonZero   = 24
 )
+
+// FormatVersion is the version of the encoding MarshalBinary writes.
+const FormatVersion = 1
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 

@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -43,20 +44,33 @@ func Execute() int {
 // Run runs asr with the given streams and arguments and returns the exit
 // code; errors are printed as one line on io.Err.
 func Run(ctx context.Context, io *IO, args []string) int {
-	root := newRoot(io)
+	root, g := newRoot(io)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
 	}
+	if strings.HasPrefix(err.Error(), "unknown command ") {
+		// Cobra's own error, from finding the command: not typed.
+		err = usageError{err}
+	}
 	code := exitCode(err)
-	if !errors.Is(err, errReported) {
+	switch {
+	case errors.Is(err, errReported):
+	case g.json():
+		// Scripts read one JSON object, as from stdout.
+		b, _ := json.Marshal(struct {
+			Error string `json:"error"`
+			Code  int    `json:"code"`
+		}{oneLine(err.Error()), code})
+		fmt.Fprintf(io.Err, "%s\n", b)
+	default:
 		fmt.Fprintf(io.Err, "asr: %s\n", oneLine(err.Error()))
 	}
 	return code
 }
 
-func newRoot(io *IO) *cobra.Command {
+func newRoot(io *IO) (*cobra.Command, *globals) {
 	g := &globals{io: io, v: viper.New()}
 	var config string
 	root := &cobra.Command{
@@ -89,22 +103,36 @@ workload there and back.
 		newInitCmd(g), newPolicyCmd(g), newEnableCmd(g), newDisableCmd(g),
 		newStatusCmd(g), newPointsCmd(g), newJobsCmd(g), newDemoCmd(g),
 		newReplicateCmd(g), newResyncCmd(g), newVerifyCmd(g), newResumeCmd(g),
-		newTrackCmd(g), newVHDCmd(g), newHRLCmd(g), newStateCmd(g),
+		newTrackCmd(g), newVHDCmd(g), newHRLCmd(g), newStateCmd(g), newVersionCmd(g),
 	)
+	root.Version = buildInfo().String()
+	root.SetVersionTemplate("{{.Version}}\n")
 	usageArgs(root)
-	return root
+	return root, g
 }
 
-// usageArgs makes a wrong number of arguments a usage error (exit 2) on
-// every command, as a bad flag is.
+// usageArgs makes a wrong number of arguments and a missing required flag
+// usage errors (exit 2) on every command, as a bad flag is. Cobra checks
+// required flags right after PreRunE, so checking them first there turns
+// its plain error into ours.
 func usageArgs(c *cobra.Command) {
 	if check := c.Args; check != nil {
 		c.Args = func(c *cobra.Command, args []string) error {
 			if err := check(c, args); err != nil {
-				return usageError{fmt.Errorf("%s: %w; see asr %s --help", c.CommandPath(), err, c.Name())}
+				return usageError{fmt.Errorf("%s: %w; see %s --help", c.CommandPath(), err, c.CommandPath())}
 			}
 			return nil
 		}
+	}
+	pre := c.PreRunE
+	c.PreRunE = func(c *cobra.Command, args []string) error {
+		if err := c.ValidateRequiredFlags(); err != nil {
+			return usageError{fmt.Errorf("%s: %w; see %s --help", c.CommandPath(), err, c.CommandPath())}
+		}
+		if pre != nil {
+			return pre(c, args)
+		}
+		return nil
 	}
 	for _, sub := range c.Commands() {
 		usageArgs(sub)

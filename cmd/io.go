@@ -16,6 +16,8 @@ type IO struct {
 	Err         io.Writer
 	TTY         bool
 	Interactive bool
+	// Width is the terminal's width in columns when Out is one, else 0.
+	Width int
 }
 
 // SystemIO is the process's own streams. Colour and bars only on a
@@ -23,5 +25,9 @@ type IO struct {
 func SystemIO() *IO {
 	tty := term.IsTerminal(int(os.Stdout.Fd())) && os.Getenv("NO_COLOR") == "" && os.Getenv("TERM") != "dumb"
 	interactive := term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stderr.Fd()))
-	return &IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, TTY: tty, Interactive: interactive}
+	width := 0
+	if w, _, err := term.GetSize(int(os.Stdout.Fd())); err == nil && tty {
+		width = w
+	}
+	return &IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, TTY: tty, Interactive: interactive, Width: width}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/asr-project/asr/vault"
 	"github.com/spf13/cobra"
@@ -54,13 +55,39 @@ func runStatus(g *globals, args []string) error {
 		if !s.ResyncAt.IsZero() && s.ResyncAt.After(now) && s.Health != vault.HealthCritical {
 			state += ", runs at " + s.ResyncAt.Local().Format("15:04")
 		}
-		health := s.Health
-		if s.HealthReason != "" {
-			health += ": " + s.HealthReason
-		}
-		rows = append(rows, []string{s.VM, state, health, strconv.Itoa(len(s.Disks)), s.LastPoint,
-			ago(s.LastPointAt, now), rpo, bytesString(s.PendingBytes), next})
+		rows = append(rows, []string{s.VM, state, s.Health, strconv.Itoa(len(s.Disks)), s.LastPoint,
+			ago(s.LastPointAt, now), rpo, bytesString(s.PendingBytes), next, s.HealthReason})
 	}
-	g.table([]string{"VM", "STATE", "HEALTH", "DISKS", "LAST POINT", "AGE", "RPO / FREQ", "PENDING", "NEXT DUE"}, rows)
+	headers := []string{"VM", "STATE", "HEALTH", "DISKS", "LAST POINT", "AGE", "RPO / FREQ", "PENDING", "NEXT DUE", "REASON"}
+	fitLastColumn(headers, rows, g.io.Width)
+	g.table(headers, rows)
+	if len(args) == 1 && len(st) == 1 && st[0].HealthReason != "" {
+		g.say("%s: %s: %s", st[0].VM, st[0].Health, st[0].HealthReason)
+	}
 	return nil
 }
+
+// fitLastColumn cuts the last cell of each row so the table fits a
+// terminal width columns wide (0: no terminal, nothing is cut). Each cell
+// takes its width plus 3 for the table's borders and padding.
+func fitLastColumn(headers []string, rows [][]string, width int) {
+	if width <= 0 {
+		return
+	}
+	n := len(headers)
+	used := 1
+	for c := 0; c < n-1; c++ {
+		w := len(headers[c])
+		for _, r := range rows {
+			w = max(w, utf8.RuneCountInString(r[c]))
+		}
+		used += w + 3
+	}
+	room := max(12, width-used-3)
+	for _, r := range rows {
+		if last := []rune(r[n-1]); len(last) > room {
+			r[n-1] = string(last[:room-1]) + "…"
+		}
+	}
+}
+

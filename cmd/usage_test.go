@@ -1,8 +1,15 @@
 package cmd
 
 import (
+	"bytes"
+	"context"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/asr-project/asr/vault"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -69,5 +76,40 @@ func TestJSONErrors(t *testing.T) {
 	_, stderr, code := run(t, false, "status", "-o", "json", "--state", t.TempDir()+"/none.db")
 	if code != exitNoSite || !strings.HasPrefix(stderr, `{"error":"`) || !strings.HasSuffix(stderr, `"code":4}`+"\n") {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
+
+// The HEALTH column is one word; the reason has a column of its own, cut
+// to the terminal's width, and is shown whole for a VM named.
+func TestStatusReasonColumn(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "site.db")
+	if _, _, code := run(t, false, "--state", state, "init", "--site", "a"); code != 0 {
+		t.Fatal("init failed")
+	}
+	v, err := vault.Open(state, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reason := "retrying: " + strings.Repeat("the target said something long ", 8) + "THE-TAIL"
+	err = v.Update(func(tx *vault.Tx) error {
+		return tx.PutItem(vault.Item{VM: "web", Policy: "default", Target: "file:///x", State: vault.StateProtected,
+			Health: vault.HealthWarning, HealthReason: reason})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	Run(context.Background(), &IO{In: strings.NewReader(""), Out: &out, Err: &out, TTY: true, Width: 120}, []string{"--state", state, "status"})
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		if n := utf8.RuneCountInString(line); n > 120 {
+			t.Errorf("a %d-column line on a 120-column terminal: %q", n, line)
+		}
+	}
+	if !strings.Contains(out.String(), " Warning ") || strings.Contains(out.String(), "Warning:") || strings.Contains(out.String(), "THE-TAIL") {
+		t.Errorf("HEALTH is not one word, or the reason was not cut:\n%q", out.String())
+	}
+	plain, _, _ := run(t, false, "--state", state, "status", "web")
+	if !strings.Contains(plain, "web: Warning: "+reason) {
+		t.Errorf("status web does not give the whole reason:\n%s", plain)
 	}
 }

@@ -61,7 +61,7 @@ func (e *Engine) Statuses(vms []string) ([]Status, error) {
 					// The tracker stopped logging: say so before the next cycle records it.
 					s.State, s.Health, s.HealthReason = vault.StateResyncRequired, vault.HealthWarning, m.Reason
 				}
-				s.PendingBytes += tracker.LogBytes(d.Path)
+				s.PendingBytes += tracker.PendingBytes(d.Path)
 				done += d.CopiedTo
 				total += d.ReplicaSize
 			}

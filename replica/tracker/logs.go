@@ -1,6 +1,8 @@
 package tracker
 
 import (
+	"github.com/asr-project/asr/replica/hrl"
+
 	"fmt"
 	"os"
 	"path/filepath"
@@ -46,6 +48,20 @@ func LogBytes(disk string) int64 {
 	for _, l := range logs {
 		if fi, err := os.Stat(l.Path); err == nil {
 			n += fi.Size()
+		}
+	}
+	return n
+}
+
+// PendingBytes estimates the write data in a disk's logs waiting to ship:
+// each log's size less what an empty log already holds (its header and
+// first metadata block), so a quiet VM shows 0.
+func PendingBytes(disk string) int64 {
+	logs, _ := Logs(disk)
+	var n int64
+	for _, l := range logs {
+		if fi, err := os.Stat(l.Path); err == nil {
+			n += max(0, fi.Size()-hrl.HeaderSize-hrl.DefaultMetadataSize)
 		}
 	}
 	return n

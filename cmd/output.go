@@ -88,6 +88,16 @@ func (e *events) Progress(vm, step string, done, total int64) {
 	e.bar = true
 }
 
+func (e *events) Warning(vm, msg string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.bar {
+		fmt.Fprintln(e.g.io.Err)
+		e.bar = false
+	}
+	fmt.Fprintf(e.g.io.Err, "asr: warning: %s: %s\n", vm, oneLine(msg))
+}
+
 func (e *events) Event(vm, msg string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -90,4 +90,3 @@ func fitLastColumn(headers []string, rows [][]string, width int) {
 		}
 	}
 }
-

@@ -81,6 +81,9 @@ func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *
 	it.Pending = nil
 	it.State = vault.StateProtected
 	it.Health, it.HealthReason = vault.HealthNormal, ""
+	if p.AppFailed != "" {
+		it.Health, it.HealthReason = vault.HealthWarning, "last app-consistent point failed: "+p.AppFailed
+	}
 	it.Failures, it.FirstFailure, it.LastError = 0, time.Time{}, ""
 	it.LastPoint, it.LastPointAt = pt.ID, pt.Time
 	if pt.AppConsistent {
@@ -130,10 +133,10 @@ func (e *Engine) rotate(ctx context.Context, it *vault.Item) (*vault.Pending, er
 		return nil, err
 	}
 	appDue := pol.FreezeCommand != "" && pol.AppConsistentEvery > 0 && e.now().Sub(it.LastAppAt) >= pol.AppConsistentEvery
-	frozen := false
+	frozen, appFailed := false, ""
 	if appDue {
 		if err := e.runHook(ctx, pol.FreezeCommand, it.VM); err != nil {
-			e.event(it.VM, "freeze failed, this point is crash-consistent: %v", err)
+			appFailed = "freeze " + err.Error()
 		} else {
 			frozen = true
 		}
@@ -147,7 +150,7 @@ func (e *Engine) rotate(ctx context.Context, it *vault.Item) (*vault.Pending, er
 		// Thaw even when freeze failed or asr is being stopped: a
 		// half-frozen guest must not stay so. Only the timeout bounds it.
 		if terr := e.runHook(context.WithoutCancel(ctx), pol.ThawCommand, it.VM); terr != nil {
-			e.event(it.VM, "thaw failed, this point is crash-consistent: %v", terr)
+			appFailed = joinWhy(appFailed, "thaw "+terr.Error())
 			frozen = false
 		}
 	} else if appDue {
@@ -156,8 +159,11 @@ func (e *Engine) rotate(ctx context.Context, it *vault.Item) (*vault.Pending, er
 	if err != nil {
 		return nil, err
 	}
+	if appFailed != "" {
+		e.warn(it.VM, "this point is crash-consistent: %s", appFailed)
+	}
 	now := e.now()
-	p := &vault.Pending{Point: pointID(now), Time: now, AppConsistent: frozen, UpTo: map[string]uint64{}}
+	p := &vault.Pending{Point: pointID(now), Time: now, AppConsistent: frozen, AppFailed: appFailed, UpTo: map[string]uint64{}}
 	for _, d := range it.Disks {
 		p.UpTo[d.Name] = max(sealed[d.Name], d.AppliedSeq)
 	}
@@ -221,10 +227,13 @@ func (e *Engine) lockTracker(vm string) (*vault.Lock, error) {
 }
 
 // runHook runs an operator's freeze or thaw command with {vm} replaced,
-// bounded by the engine's HookTimeout.
+// bounded by the engine's HookTimeout. Its error names the command as run.
 func (e *Engine) runHook(ctx context.Context, command, vm string) error {
-	_, err := hook.Run(ctx, strings.ReplaceAll(command, "{vm}", vm), e.HookTimeout)
-	return err
+	command = strings.ReplaceAll(command, "{vm}", vm)
+	if _, err := hook.Run(ctx, command, e.HookTimeout); err != nil {
+		return fmt.Errorf("command %q failed: %w", command, err)
+	}
+	return nil
 }
 
 // removeLogs deletes a disk's log files up to and including seq.

@@ -20,6 +20,9 @@ type Events interface {
 	Progress(vm, step string, done, total int64)
 	// Event reports one thing that happened (one line in cron output).
 	Event(vm, msg string)
+	// Warning reports something the operator should act on that did not
+	// stop the job (a failed freeze): stderr, even under --quiet.
+	Warning(vm, msg string)
 }
 
 // Engine runs protection and replication for one site.
@@ -50,6 +53,12 @@ func (e *Engine) progress(vm, step string, done, total int64) {
 func (e *Engine) event(vm, format string, args ...any) {
 	if e.Events != nil {
 		e.Events.Event(vm, fmt.Sprintf(format, args...))
+	}
+}
+
+func (e *Engine) warn(vm, format string, args ...any) {
+	if e.Events != nil {
+		e.Events.Warning(vm, fmt.Sprintf(format, args...))
 	}
 }
 

@@ -118,9 +118,12 @@ func TestAppConsistentHooks(t *testing.T) {
 	if _, err := f.e.Replicate(context.Background(), []string{"web"}); err != nil {
 		t.Fatal(err)
 	}
-	_, pts = f.item(t)
+	it, pts := f.item(t)
 	if len(pts) != 3 || pts[1].AppConsistent || pts[2].AppConsistent {
 		t.Fatalf("points %+v: want only the first app-consistent", pts)
+	}
+	if it.Health != vault.HealthWarning || !strings.HasPrefix(it.HealthReason, `last app-consistent point failed: freeze command "false" failed`) {
+		t.Fatalf("after a failed freeze: %s %q", it.Health, it.HealthReason)
 	}
 	log, _ := os.ReadFile(filepath.Join(dir, "web.log"))
 	if string(log) != "frozen\nthawed\nthawed\n" {

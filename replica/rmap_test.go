@@ -15,6 +15,7 @@ type testEvents struct{ t *testing.T }
 
 func (testEvents) Progress(vm, step string, done, total int64) {}
 func (l testEvents) Event(vm, msg string)                      { l.t.Log(vm + ": " + msg) }
+func (l testEvents) Warning(vm, msg string)                    { l.t.Log(vm + ": warning: " + msg) }
 
 // remote is a directory target that says it is not local, so the engine
 // keeps a checksum map beside each replica as it does on Azure.

@@ -127,7 +127,8 @@ type Pending struct {
 	Point         string            `json:"point"`
 	Time          time.Time         `json:"time"`
 	AppConsistent bool              `json:"app_consistent"`
-	UpTo          map[string]uint64 `json:"up_to"` // disk name -> last log seq in the point
+	AppFailed     string            `json:"app_failed,omitempty"` // why freeze or thaw failed
+	UpTo          map[string]uint64 `json:"up_to"`                // disk name -> last log seq in the point
 }
 
 // Point is a recovery point: every disk of a VM at one instant.

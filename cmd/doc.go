@@ -9,5 +9,6 @@
 //
 // Configuration is resolved by viper: the --config file (default
 // $XDG_CONFIG_HOME/asr/config.yaml when it exists), then ASR_* environment
-// variables, then flags, the later winning.
+// variables, then flags, the later winning. A key in the file that asr does
+// not read is a usage error (config.go). Shell completion is complete.go.
 package cmd

@@ -24,7 +24,7 @@ const (
 	exitBadData   = 6  // malformed VHD, corrupt or unclosed log, broken chain
 	exitTarget    = 7  // target unreachable, unwritable or full
 	exitAuth      = 8  // target refused the credentials
-	exitExists    = 9  // already exists (site, VM, policy)
+	exitExists    = 9  // already exists (site, VM, policy) or still in use (policy)
 	exitState     = 10 // state file damaged, unreadable, unwritable or newer
 	exitMismatch  = 11 // verification found different bytes
 	exitLocal     = 12 // a local folder or file can't be used
@@ -41,7 +41,8 @@ const exitCodeHelp = `Exit codes:
   6    bad data: malformed VHD, corrupt or unclosed .hrl log, broken chain
   7    target unreachable, unwritable, out of space, or missing a replica
   8    target refused the credentials
-  9    already exists: site, protected VM, policy, or a file export won't replace
+  9    already exists or in use: site, protected VM, policy, a file export
+       won't replace, or a policy protected VMs still use
   10   state file damaged, not a state file, unreadable, read-only, or newer
   11   verification failed: bytes differ
   12   local folder or file unusable: missing, not a folder, read-only, full,
@@ -84,7 +85,7 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, vault.ErrSchema), errors.Is(err, vault.ErrCorrupt), errors.Is(err, vault.ErrAccess):
 		return exitState
-	case errors.Is(err, vault.ErrExists), errors.Is(err, replica.ErrExists):
+	case errors.Is(err, vault.ErrExists), errors.Is(err, replica.ErrExists), errors.Is(err, replica.ErrInUse):
 		return exitExists
 	case errors.Is(err, replica.ErrMismatch):
 		return exitMismatch

@@ -29,6 +29,8 @@ type globals struct {
 	Timeout time.Duration
 	// HostTimeout bounds every operator command (freeze, thaw): host.timeout.
 	HostTimeout time.Duration
+	// config is --config, kept for the completion functions (complete.go).
+	config string
 }
 
 // Execute runs asr with the process's arguments and returns its exit code.
@@ -72,7 +74,6 @@ func Run(ctx context.Context, io *IO, args []string) int {
 
 func newRoot(io *IO) (*cobra.Command, *globals) {
 	g := &globals{io: io, v: viper.New()}
-	var config string
 	root := &cobra.Command{
 		Use:   "asr",
 		Short: "asr protects virtual machines against the loss of a site",
@@ -84,7 +85,10 @@ workload there and back.
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(c *cobra.Command, _ []string) error {
-			return g.load(c, config)
+			if isCompleteCmd(c) {
+				return nil // the completion functions load for the command completed
+			}
+			return g.load(c, g.config)
 		},
 	}
 	root.SetIn(io.In)
@@ -93,7 +97,7 @@ workload there and back.
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.State, "state", "", "site state file (default $XDG_STATE_HOME/asr/site.db; env ASR_STATE)")
-	pf.StringVar(&config, "config", "", "config file (default $XDG_CONFIG_HOME/asr/config.yaml if present)")
+	pf.StringVar(&g.config, "config", "", "config file (default $XDG_CONFIG_HOME/asr/config.yaml if present)")
 	pf.StringVarP(&g.Output, "output", "o", "table", "output format: table or json")
 	pf.BoolVarP(&g.Quiet, "quiet", "q", false, "print only errors and essential results")
 	pf.BoolVar(&g.Yes, "yes", false, "do not ask before destructive actions")
@@ -108,6 +112,7 @@ workload there and back.
 	root.Version = buildInfo().String()
 	root.SetVersionTemplate("{{.Version}}\n")
 	usageArgs(root)
+	addCompletions(g, root)
 	return root, g
 }
 
@@ -150,17 +155,20 @@ func (g *globals) load(c *cobra.Command, config string) error {
 	if config == "" {
 		config = os.Getenv("ASR_CONFIG")
 	}
+	if config == "" {
+		if dir, err := os.UserConfigDir(); err == nil {
+			if path := filepath.Join(dir, "asr", "config.yaml"); fileExists(path) {
+				config = path
+			}
+		}
+	}
 	if config != "" {
 		v.SetConfigFile(config)
 		if err := v.ReadInConfig(); err != nil {
 			return usageError{fmt.Errorf("config file %s: %v", config, err)}
 		}
-	} else if dir, err := os.UserConfigDir(); err == nil {
-		if path := filepath.Join(dir, "asr", "config.yaml"); fileExists(path) {
-			v.SetConfigFile(path)
-			if err := v.ReadInConfig(); err != nil {
-				return usageError{fmt.Errorf("config file %s: %v", path, err)}
-			}
+		if err := checkConfigKeys(v, config); err != nil {
+			return err
 		}
 	}
 	for _, name := range []string{"state", "output", "quiet", "yes", "lock-timeout"} {

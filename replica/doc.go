@@ -1,7 +1,8 @@
 // Package replica is the replication engine: enable protection (initial
 // copy), the replicate cycle (rotate logs, apply them to the replica,
-// snapshot, record the recovery point, prune, delete local logs) and the
-// status of protected items.
+// snapshot, record the recovery point, prune, delete local logs), the
+// status of protected items, and the rules for policies (policy.go: the
+// values allowed, and that a policy in use or the default is not deleted).
 //
 // The engine sees targets only through target.Target and disks through
 // replica/vhd; it prints nothing and reports progress through Events.

@@ -18,6 +18,9 @@ var (
 	ErrMismatch = errors.New("verification failed")
 	// ErrResync: the item needs a resync before it can replicate again.
 	ErrResync = errors.New("resync required")
+	// ErrInUse: a record still referred to, such as a policy that
+	// protected VMs use; the message names what uses it.
+	ErrInUse = errors.New("in use")
 	// ErrLocal: a local folder or file asr must use is missing, not a
 	// folder, read-only, full, or its path is too long.
 	ErrLocal = errors.New("local path unusable")

@@ -248,20 +248,6 @@ func list[T any](t *Tx, bucket []byte, prefix string) (out []T, err error) {
 // Site returns the site record.
 func (t *Tx) Site() (s Site, err error) { return s, t.get(bMeta, "site", &s) }
 
-// Policy returns a policy by name, or ErrNotFound.
-func (t *Tx) Policy(name string) (p Policy, err error) {
-	if err = t.get(bPolicies, name, &p); errors.Is(err, ErrNotFound) {
-		err = fmt.Errorf("policy %q: %w; see `asr policy list`", name, ErrNotFound)
-	}
-	return p, err
-}
-
-// PutPolicy stores a policy.
-func (t *Tx) PutPolicy(p Policy) error { return t.put(bPolicies, p.Name, p) }
-
-// Policies lists the policies by name.
-func (t *Tx) Policies() ([]Policy, error) { return list[Policy](t, bPolicies, "") }
-
 // Item returns a protected item, or ErrNotFound.
 func (t *Tx) Item(vm string) (it Item, err error) {
 	if err = t.get(bItems, vm, &it); errors.Is(err, ErrNotFound) {

@@ -59,7 +59,13 @@ exits 6 with one line naming the first bad field and its offset; with
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			info, err := hrl.Inspect(args[0])
-			return printInspect(g, args[0], info, err)
+			if err := printInspect(g, args[0], info, err); err != nil {
+				return err
+			}
+			if info.InUse {
+				g.say("%s: open and in use: a running asr track is writing it; the next replicate seals it", args[0])
+			}
+			return nil
 		},
 	})
 	return c

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -30,7 +31,10 @@ type Info struct {
 	Creator          string    `json:"creator"`
 	DataWriteGUID    uuid.UUID `json:"data_write_guid"`
 	TailBytes        int64     `json:"tail_bytes,omitempty"`
-	Error            string    `json:"error,omitempty"`
+	// InUse: the log is open because a running tracker is writing it (it
+	// holds the file's lock), not because a crash left it so.
+	InUse bool   `json:"in_use,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // Inspect reads the header fields as they are (even from a damaged header)
@@ -61,6 +65,10 @@ func Inspect(path string) (Info, error) {
 	if errors.Is(err, ErrNotClosed) {
 		if s, tail, serr := readLog(f, fi.Size(), path, true); serr == nil {
 			info.Entries, info.DataBytes, info.TailBytes = len(s.Entries), s.DataBytes, tail
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB) != nil {
+			info.InUse = true // open and being written: nothing is wrong
+			return info, nil
 		}
 	}
 	return fail(err)

@@ -29,18 +29,16 @@ at any step, the next run finishes the job. Put it in cron every minute:
 				}
 				return nil
 			}
-			done := 0
 			for _, r := range res {
 				switch {
 				case r.Point != "" && r.Err() == nil:
-					done++
 					g.say("%s: point %s, %s shipped in %s", r.VM, r.Point, bytesString(r.Bytes), r.Duration.Round(1e6))
-				case r.Skipped != "" && (len(args) > 0 || r.Busy):
+				case r.Skipped != "":
 					g.say("%s: skipped: %s", r.VM, r.Skipped)
 				}
 			}
-			if done == 0 && err == nil && !g.Quiet {
-				g.say("nothing due")
+			if len(res) == 0 && err == nil {
+				g.say("no VM is protected on this site")
 			}
 			return err
 		},

@@ -103,12 +103,12 @@ func (e *Engine) notDue(it vault.Item, pols []vault.Policy, named bool) string {
 	}
 	if it.Failures > 0 {
 		if at := it.FirstFailure.Add(RetryAfter(it.Failures)); now.Before(at) {
-			return "retry at " + at.Format(time.RFC3339)
+			return "retrying at " + at.Local().Format("15:04:05")
 		}
 		return ""
 	}
 	if due := it.LastPointAt.Add(pol.Frequency); !resync && now.Before(due) {
-		return "next at " + due.Format(time.RFC3339)
+		return "next due at " + due.Local().Format("15:04:05")
 	}
 	return ""
 }

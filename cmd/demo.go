@@ -56,7 +56,7 @@ func runDemo(ctx context.Context, g *globals, dir string) error {
 		return err
 	}
 	g.say("demo in %s", dir)
-	if err := runInit(g, "demo"); err != nil {
+	if err := initSite(g, "demo"); err != nil {
 		return err
 	}
 	e, err := g.engine()
@@ -88,7 +88,29 @@ func runDemo(ctx context.Context, g *globals, dir string) error {
 		}
 		g.say("%s: verified %s equals %s byte for byte", req.VM, f, disks[i])
 	}
-	return runStatus(g, nil)
+	if g.json() {
+		st, err := e.Statuses(nil)
+		if err != nil {
+			return err
+		}
+		return g.printJSON(demoResult{Dir: dir, State: g.State, VM: req.VM, Disks: disks, Exported: files, Status: st, Remove: "rm -rf " + dir})
+	}
+	if err := runStatus(g, nil); err != nil {
+		return err
+	}
+	g.say("the demo's disks, target, state and export are in %s; look around with asr --state %s status, then remove it all with: rm -rf %s", dir, g.State, dir)
+	return nil
+}
+
+// demoResult is what demo -o json prints: one document.
+type demoResult struct {
+	Dir      string           `json:"dir"`
+	State    string           `json:"state"`
+	VM       string           `json:"vm"`
+	Disks    []string         `json:"disks"`
+	Exported []string         `json:"exported"`
+	Status   []replica.Status `json:"status"`
+	Remove   string           `json:"remove"`
 }
 
 // makeDemoDisks makes a 64 MiB fixed VHD and a 32 MiB raw image with

@@ -23,14 +23,7 @@ func newInitCmd(g *globals) *cobra.Command {
 }
 
 func runInit(g *globals, site string) error {
-	if err := replica.CheckName("site", site); err != nil {
-		return usageError{err}
-	}
-	v, err := vault.Init(g.State, site, g.Timeout)
-	if err != nil {
-		return err
-	}
-	if err := v.Update(func(tx *vault.Tx) error { return tx.PutPolicy(replica.NewPolicy(replica.DefaultPolicy)) }); err != nil {
+	if err := initSite(g, site); err != nil {
 		return err
 	}
 	if g.json() {
@@ -38,4 +31,16 @@ func runInit(g *globals, site string) error {
 	}
 	g.say("site %s created; state in %s", site, g.State)
 	return nil
+}
+
+// initSite creates the state file with the default policy.
+func initSite(g *globals, site string) error {
+	if err := replica.CheckName("site", site); err != nil {
+		return usageError{err}
+	}
+	v, err := vault.Init(g.State, site, g.Timeout)
+	if err != nil {
+		return err
+	}
+	return v.Update(func(tx *vault.Tx) error { return tx.PutPolicy(replica.NewPolicy(replica.DefaultPolicy)) })
 }

@@ -144,7 +144,7 @@ func cmdKillTrack(ts *testscript.TestScript, neg bool, args []string) {
 			VM           string `json:"vm"`
 			State        string `json:"state"`
 			Health       string `json:"health"`
-			HealthReason string `json:"health_reason"`
+			HealthReason string `json:"reason"`
 		}
 		js := k.mustRun(fail, "asr", "status", k.vm, "-o", "json")
 		if err := json.Unmarshal([]byte(js), &st); err != nil {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -107,6 +108,7 @@ func params(dir string, setup func(*testscript.Env)) testscript.Params {
 			"killtrack": cmdKillTrack,
 			"poke":      cmdPoke,
 			"readbound": cmdReadBound,
+			"shape":     cmdShape,
 		},
 	}
 }
@@ -178,8 +180,8 @@ func cmdReadBound(ts *testscript.TestScript, neg bool, args []string) {
 	var res []struct {
 		VM       string
 		Bytes    int64
-		Compared int64
-		ReadBack int64 `json:"read_back"`
+		Compared int64 `json:"compared_bytes"`
+		ReadBack int64 `json:"read_back_bytes"`
 	}
 	ts.Check(json.Unmarshal([]byte(ts.ReadFile("stdout")), &res))
 	for _, r := range res {
@@ -189,6 +191,42 @@ func cmdReadBound(ts *testscript.TestScript, neg bool, args []string) {
 		}
 		ts.Logf("%s: compared %d, sent %d, read back %d", r.VM, r.Compared, r.Bytes, r.ReadBack)
 	}
+}
+
+// shape prints the shape of the JSON document asr just printed on stdout:
+// one line per key path with its JSON type (list elements as []), sorted
+// and without duplicates, so a script pins what -o json promises with
+// cmp.
+func cmdShape(ts *testscript.TestScript, neg bool, args []string) {
+	var v any
+	ts.Check(json.Unmarshal([]byte(ts.ReadFile("stdout")), &v))
+	seen := map[string]bool{}
+	var walk func(path string, v any)
+	walk = func(path string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			seen[path+" object"] = true
+			for k, e := range x {
+				walk(path+"."+k, e)
+			}
+		case []any:
+			seen[path+" list"] = true
+			for _, e := range x {
+				walk(path+"[]", e)
+			}
+		case string:
+			seen[path+" string"] = true
+		case float64:
+			seen[path+" number"] = true
+		case bool:
+			seen[path+" bool"] = true
+		case nil:
+			seen[path+" null"] = true
+		}
+	}
+	walk("", v)
+	lines := slices.Sorted(maps.Keys(seen))
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), []byte(strings.Join(lines, "\n")+"\n"), 0o644))
 }
 
 // flip FILE OFFSET inverts one byte; a negative offset counts from the end.

@@ -93,7 +93,7 @@ func runDemo(ctx context.Context, g *globals, dir string) error {
 		if err != nil {
 			return err
 		}
-		return g.printJSON(demoResult{Dir: dir, State: g.State, VM: req.VM, Disks: disks, Exported: files, Status: st, Remove: "rm -rf " + dir})
+		return g.printJSON(demoResult{Dir: dir, State: g.State, VM: req.VM, Disks: disks, Exported: files, Status: statusOut(st), Remove: "rm -rf " + dir})
 	}
 	if err := runStatus(g, nil); err != nil {
 		return err
@@ -104,13 +104,13 @@ func runDemo(ctx context.Context, g *globals, dir string) error {
 
 // demoResult is what demo -o json prints: one document.
 type demoResult struct {
-	Dir      string           `json:"dir"`
-	State    string           `json:"state"`
-	VM       string           `json:"vm"`
-	Disks    []string         `json:"disks"`
-	Exported []string         `json:"exported"`
-	Status   []replica.Status `json:"status"`
-	Remove   string           `json:"remove"`
+	Dir      string       `json:"dir"`
+	State    string       `json:"state"`
+	VM       string       `json:"vm"`
+	Disks    []string     `json:"disks"`
+	Exported []string     `json:"exported"`
+	Status   []statusJSON `json:"status"`
+	Remove   string       `json:"remove"`
 }
 
 // makeDemoDisks makes a 64 MiB fixed VHD and a 32 MiB raw image with

@@ -50,7 +50,7 @@ func runEnable(c *cobra.Command, g *globals, req replica.Protect) error {
 		return err
 	}
 	if g.json() {
-		return g.printJSON(job)
+		return g.printJSON(jobOut(job))
 	}
 	g.say("%s: protected; %s copied in %s (job %d)", req.VM, bytesString(job.Bytes), job.Duration.Round(1e6), job.ID)
 	return nil

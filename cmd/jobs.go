@@ -41,7 +41,7 @@ func newJobsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if g.json() {
-				return g.printJSON(jobs)
+				return g.printJSON(jobsOut(jobs))
 			}
 			var rows [][]string
 			for _, j := range jobs {
@@ -56,7 +56,7 @@ func newJobsCmd(g *globals) *cobra.Command {
 
 func showJob(g *globals, j vault.Job) error {
 	if g.json() {
-		return g.printJSON(j)
+		return g.printJSON(jobOut(j))
 	}
 	g.say("job %d: %s of %s, %s", j.ID, j.Kind, j.VM, j.State)
 	if j.Error != "" {

@@ -31,7 +31,7 @@ func newPointsCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if g.json() {
-				return g.printJSON(pts)
+				return g.printJSON(pointsOut(pts))
 			}
 			now := time.Now()
 			var rows [][]string
@@ -97,7 +97,7 @@ disk of this site never, with --force or not. Each file is written as
 				return err
 			}
 			if g.json() {
-				return g.printJSON(map[string]any{"vm": it.VM, "point": p.ID, "time": p.Time, "files": files})
+				return g.printJSON(map[string]any{"vm": it.VM, "point": p.ID, "time": p.Time.UTC(), "files": files})
 			}
 			for _, f := range files {
 				ev.Event(it.VM, "exported "+f+" at point "+p.ID)

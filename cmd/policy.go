@@ -91,7 +91,7 @@ func runPolicyCreate(g *globals, p vault.Policy) error {
 		return err
 	}
 	if g.json() {
-		return g.printJSON(p)
+		return g.printJSON(policyOut(p))
 	}
 	g.say("policy %s created", p.Name)
 	return nil
@@ -112,7 +112,11 @@ func newPolicyListCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if g.json() {
-				return g.printJSON(ps)
+				out := []policyJSON{}
+				for _, p := range ps {
+					out = append(out, policyOut(p))
+				}
+				return g.printJSON(out)
 			}
 			var rows [][]string
 			for _, p := range ps {

@@ -35,7 +35,7 @@ among them; nothing is changed), 3 for an unknown policy.`,
 				return err
 			}
 			if g.json() {
-				return g.printJSON(p)
+				return g.printJSON(policyOut(p))
 			}
 			g.say("policy %s changed", p.Name)
 			return nil

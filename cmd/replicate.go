@@ -21,7 +21,7 @@ at any step, the next run finishes the job. Put it in cron every minute:
 			}
 			res, err := e.Replicate(c.Context(), args)
 			if g.json() {
-				if jerr := g.printJSON(res); jerr != nil {
+				if jerr := g.printJSON(resultsOut(res)); jerr != nil {
 					return jerr
 				}
 				if err != nil {

@@ -52,7 +52,7 @@ func checkVMs(names []string) error {
 // results prints what a resync or resume did, one line per VM, or JSON.
 func (g *globals) results(res []replica.Result, err error, verb string) error {
 	if g.json() {
-		if jerr := g.printJSON(res); jerr != nil {
+		if jerr := g.printJSON(resultsOut(res)); jerr != nil {
 			return jerr
 		}
 		if err != nil {

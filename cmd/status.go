@@ -29,7 +29,7 @@ func runStatus(g *globals, args []string) error {
 		return err
 	}
 	if g.json() {
-		return g.printJSON(st)
+		return g.printJSON(statusOut(st))
 	}
 	now := time.Now()
 	var rows [][]string

@@ -106,7 +106,7 @@ func (e *Engine) Verify(ctx context.Context, vm string, opt VerifyOptions) (*Ver
 // verifyDisk compares disk i of the newest point with the source.
 func (e *Engine) verifyDisk(ctx context.Context, t target.Target, it *vault.Item, i int, sample float64, w *writtenSet) (VerifyDisk, error) {
 	d := &it.Disks[i]
-	out := VerifyDisk{Name: d.Name}
+	out := VerifyDisk{Name: d.Name, Differ: []target.Extent{}}
 	src, err := vhd.OpenAs(d.Path, diskFormat(*d))
 	if err != nil {
 		return out, fmt.Errorf("disk %s: %w", d.Path, err)
@@ -178,7 +178,7 @@ func (e *Engine) verdict(it *vault.Item, rep *VerifyReport, w *writtenSet, sampl
 				}
 			}
 		}
-		vd.Differ = keep
+		vd.Differ = append([]target.Extent{}, keep...)
 		if len(vd.Differ) > 0 || len(vd.MapDiffer) > 0 {
 			bad = append(bad, fmt.Sprintf("disk %s: %d ranges differ from the source, %d from the checksum map", d.Name, len(vd.Differ), len(vd.MapDiffer)))
 		}

@@ -1,0 +1,180 @@
+package cmd
+
+import (
+	"time"
+
+	"github.com/asr-project/asr/replica"
+	"github.com/asr-project/asr/vault"
+)
+
+// The shapes -o json prints. They are types of their own, made from the
+// engine's and the state file's records, so a change to a record never
+// changes what a script reads; testdata/script/json_shapes.txtar pins
+// every key. One rule for each kind of value:
+//
+//   - times: RFC 3339 in UTC ("2026-12-03T08:00:00Z"), omitted when unknown;
+//   - durations: Go duration strings ("30s", "5m0s"), which time.ParseDuration
+//     and people both read;
+//   - sizes and byte counts: integers, in keys ending in _bytes or named bytes;
+//   - lists: [] when empty, never null.
+
+type policyJSON struct {
+	Name               string `json:"name"`
+	Frequency          string `json:"frequency"`
+	Retention          string `json:"retention"`
+	AppConsistentEvery string `json:"app_consistent_every"`
+	ResyncWindow       string `json:"resync_window"`
+	FreezeCommand      string `json:"freeze_command"`
+	ThawCommand        string `json:"thaw_command"`
+	BandwidthWork      int64  `json:"bandwidth_work_hours_bytes_per_second"`
+	BandwidthOther     int64  `json:"bandwidth_other_hours_bytes_per_second"`
+}
+
+func policyOut(p vault.Policy) policyJSON {
+	return policyJSON{Name: p.Name, Frequency: p.Frequency.String(), Retention: p.Retention.String(),
+		AppConsistentEvery: p.AppConsistentEvery.String(), ResyncWindow: p.ResyncWindow,
+		FreezeCommand: p.FreezeCommand, ThawCommand: p.ThawCommand, BandwidthWork: p.BandwidthWork, BandwidthOther: p.BandwidthOther}
+}
+
+type diskJSON struct {
+	Name         string `json:"name"`
+	Path         string `json:"path"`
+	Format       string `json:"format"`
+	SizeBytes    int64  `json:"size_bytes"`
+	Replica      string `json:"replica"`
+	ReplicaBytes int64  `json:"replica_size_bytes"`
+}
+
+type resyncJSON struct {
+	RunsAt        *time.Time `json:"runs_at,omitempty"`
+	Done          float64    `json:"done_ratio"`
+	ComparedBytes int64      `json:"compared_bytes"`
+	SentBytes     int64      `json:"sent_bytes"`
+}
+
+type statusJSON struct {
+	VM              string      `json:"vm"`
+	Policy          string      `json:"policy"`
+	Target          string      `json:"target"`
+	State           string      `json:"state"`
+	Health          string      `json:"health"`
+	Reason          string      `json:"reason"`
+	Disks           []diskJSON  `json:"disks"`
+	Points          int         `json:"points"`
+	LastPoint       string      `json:"last_point"`
+	LastPointAt     *time.Time  `json:"last_point_at,omitempty"`
+	RPO             string      `json:"rpo"`
+	Frequency       string      `json:"frequency"`
+	RPOMissed       bool        `json:"rpo_missed"`
+	NextDue         *time.Time  `json:"next_due,omitempty"`
+	PendingLogBytes int64       `json:"pending_log_bytes"`
+	InitialCopy     float64     `json:"initial_copy_ratio"`
+	Resync          *resyncJSON `json:"resync,omitempty"`
+	Failures        int         `json:"failures"`
+	LastError       string      `json:"last_error"`
+}
+
+func statusOut(st []replica.Status) []statusJSON {
+	out := []statusJSON{}
+	for _, s := range st {
+		j := statusJSON{VM: s.VM, Policy: s.Policy, Target: s.Target, State: s.State, Health: s.Health, Reason: s.HealthReason,
+			Disks: []diskJSON{}, Points: s.Points, LastPoint: s.LastPoint, LastPointAt: utc(s.LastPointAt), RPO: s.RPO.String(),
+			Frequency: s.Frequency.String(), RPOMissed: s.RPOMissed, NextDue: utc(s.NextDue), PendingLogBytes: s.PendingBytes,
+			InitialCopy: s.Copied, Failures: s.Failures, LastError: s.LastError}
+		if s.LastPointAt.IsZero() {
+			j.RPO = ""
+		}
+		for _, d := range s.Disks {
+			j.Disks = append(j.Disks, diskJSON{d.Name, d.Path, d.Format, d.Size, d.Replica, d.ReplicaSize})
+		}
+		if s.State == vault.StateResyncRequired || s.State == vault.StateResyncing {
+			j.Resync = &resyncJSON{RunsAt: utc(s.ResyncAt), Done: s.ResyncDone, ComparedBytes: s.ResyncCompared, SentBytes: s.ResyncSent}
+		}
+		out = append(out, j)
+	}
+	return out
+}
+
+type pointJSON struct {
+	ID            string    `json:"id"`
+	VM            string    `json:"vm"`
+	Time          time.Time `json:"time"`
+	AppConsistent bool      `json:"app_consistent"`
+	Disks         []string  `json:"disks"`
+	Bytes         int64     `json:"bytes"`
+}
+
+func pointsOut(pts []vault.Point) []pointJSON {
+	out := []pointJSON{}
+	for _, p := range pts {
+		out = append(out, pointJSON{p.ID, p.VM, p.Time.UTC(), p.AppConsistent, append([]string{}, p.Disks...), p.Bytes})
+	}
+	return out
+}
+
+type stepJSON struct {
+	Name       string `json:"name"`
+	State      string `json:"state"`
+	DoneBytes  int64  `json:"done_bytes"`
+	TotalBytes int64  `json:"total_bytes"`
+}
+
+type jobJSON struct {
+	ID       uint64     `json:"id"`
+	Kind     string     `json:"kind"`
+	VM       string     `json:"vm"`
+	State    string     `json:"state"`
+	Started  time.Time  `json:"started"`
+	Ended    *time.Time `json:"ended,omitempty"`
+	Duration string     `json:"duration"`
+	Bytes    int64      `json:"bytes"`
+	Error    string     `json:"error"`
+	Steps    []stepJSON `json:"steps"`
+}
+
+func jobOut(j vault.Job) jobJSON {
+	o := jobJSON{ID: j.ID, Kind: j.Kind, VM: j.VM, State: j.State, Started: j.Started.UTC(), Ended: utc(j.Ended),
+		Duration: j.Duration.String(), Bytes: j.Bytes, Error: j.Error, Steps: []stepJSON{}}
+	for _, s := range j.Steps {
+		o.Steps = append(o.Steps, stepJSON{s.Name, s.State, s.Done, s.Total})
+	}
+	return o
+}
+
+func jobsOut(js []vault.Job) []jobJSON {
+	out := []jobJSON{}
+	for _, j := range js {
+		out = append(out, jobOut(j))
+	}
+	return out
+}
+
+// resultJSON is one VM's outcome of replicate, resync or resume.
+type resultJSON struct {
+	VM            string `json:"vm"`
+	Point         string `json:"point"`
+	Bytes         int64  `json:"bytes"`
+	ComparedBytes int64  `json:"compared_bytes"`
+	ReadBackBytes int64  `json:"read_back_bytes"`
+	Duration      string `json:"duration"`
+	Skipped       string `json:"skipped"`
+	Busy          bool   `json:"busy"`
+	Error         string `json:"error"`
+}
+
+func resultsOut(res []replica.Result) []resultJSON {
+	out := []resultJSON{}
+	for _, r := range res {
+		out = append(out, resultJSON{r.VM, r.Point, r.Bytes, r.Compared, r.ReadBack, r.Duration.String(), r.Skipped, r.Busy, r.Error})
+	}
+	return out
+}
+
+// utc is t in UTC, or nil for the zero time (omitted).
+func utc(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}

@@ -5,7 +5,8 @@
 // with buffers. Nothing here decides how replication works: commands parse
 // flags, call package replica or failover, and render the result as a
 // lipgloss table on a terminal, plain lines otherwise (cron), or JSON with
-// --output json.
+// --output json. asr replicate --metrics-file also writes Prometheus text
+// format (metrics.go) for node_exporter's textfile collector.
 //
 // Configuration is resolved by viper: the --config file (default
 // $XDG_CONFIG_HOME/asr/config.yaml when it exists), then ASR_* environment

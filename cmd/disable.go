@@ -36,6 +36,13 @@ back first; without one it needs --yes.`,
 			if err := e.DisableProtection(c.Context(), vm, keep); err != nil {
 				return err
 			}
+			if g.json() {
+				return g.printJSON(struct {
+					VM          string `json:"vm"`
+					Disabled    bool   `json:"disabled"`
+					ReplicaKept bool   `json:"replica_kept"`
+				}{vm, true, keep})
+			}
 			g.say("%s: protection disabled", vm)
 			return nil
 		},

@@ -83,6 +83,7 @@ func runTrack(ctx context.Context, g *globals, vm, sockDir string, opt tracker.O
 	go tracker.ServeControl(ctl, tr.Tracker)
 
 	var servers []*nbd.Server
+	started := trackJSON{VM: vm, Disks: []trackDiskJSON{}}
 	for _, d := range tr.Disks() {
 		path := filepath.Join(sockDir, vm+"-"+d.Name+".sock")
 		l, err := listenUnix(path)
@@ -93,11 +94,19 @@ func runTrack(ctx context.Context, g *globals, vm, sockDir string, opt tracker.O
 		s := &nbd.Server{Exports: map[string]nbd.Backend{d.Name: d}, MinBlock: 512, MaxRequest: 32 << 20}
 		servers = append(servers, s)
 		go s.Serve(l)
-		g.say("%s: disk %s: -drive file=nbd+unix:///%s?socket=%s,format=raw,if=virtio,cache=none", vm, d.Name, d.Name, path)
+		drive := fmt.Sprintf("file=nbd+unix:///%s?socket=%s,format=raw,if=virtio,cache=none", d.Name, path)
+		g.say("%s: disk %s: -drive %s", vm, d.Name, drive)
+		started.Disks = append(started.Disks, trackDiskJSON{Name: d.Name, Socket: path, Drive: drive, Degraded: d.Stats().Degraded})
 	}
 	for _, d := range tr.Disks() {
 		if why := d.Stats().Degraded; why != "" {
 			g.say("%s: %s; the disk is served, but asr replicate will ask for a resync", vm, why)
+		}
+	}
+	if g.json() {
+		// One document, at start: what a VM's launcher needs.
+		if err := g.printJSON(started); err != nil {
+			return err
 		}
 	}
 	g.say("%s: tracking %d disk(s); stop with SIGTERM", vm, len(servers))
@@ -158,4 +167,17 @@ func listenUnix(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}
 	return l, nil
+}
+
+// trackJSON is what asr track -o json prints once it serves the disks.
+type trackJSON struct {
+	VM    string          `json:"vm"`
+	Disks []trackDiskJSON `json:"disks"`
+}
+
+type trackDiskJSON struct {
+	Name     string `json:"name"`
+	Socket   string `json:"socket"`
+	Drive    string `json:"drive"` // qemu's -drive argument
+	Degraded string `json:"degraded"`
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -19,8 +20,11 @@ import (
 
 func (g *globals) json() bool { return g.Output == "json" }
 
-// printJSON writes v as indented JSON.
+// printJSON writes v as indented JSON; a nil list is [], never null.
 func (g *globals) printJSON(v any) error {
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice && rv.IsNil() {
+		v = []struct{}{}
+	}
 	enc := json.NewEncoder(g.io.Out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)

@@ -26,6 +26,12 @@ still in use.`,
 			if err := e.DeletePolicy(args[0]); err != nil {
 				return err
 			}
+			if g.json() {
+				return g.printJSON(struct {
+					Policy  string `json:"policy"`
+					Deleted bool   `json:"deleted"`
+				}{args[0], true})
+			}
 			g.say("policy %s deleted", args[0])
 			return nil
 		},

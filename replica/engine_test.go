@@ -233,3 +233,18 @@ func TestFailuresBackOffOrGoCritical(t *testing.T) {
 		})
 	}
 }
+
+// Finished jobs are kept a week; every replicate run prunes older ones.
+func TestReplicatePrunesOldJobs(t *testing.T) {
+	f := newFixture(t, NewPolicy(DefaultPolicy))
+	f.protect(t, "")
+	f.now = f.now.Add(JobRetention + time.Hour)
+	if _, err := f.e.Replicate(context.Background(), []string{"web"}); err != nil {
+		t.Fatal(err)
+	}
+	var jobs []vault.Job
+	f.e.Vault.View(func(tx *vault.Tx) (err error) { jobs, err = tx.Jobs(); return })
+	if len(jobs) != 1 || jobs[0].Kind != "replicate" {
+		t.Fatalf("jobs after a week: %+v, want only the new replicate", jobs)
+	}
+}

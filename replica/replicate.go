@@ -70,8 +70,17 @@ func (e *Engine) Replicate(ctx context.Context, vms []string) ([]Result, error) 
 		}
 		out = append(out, r)
 	}
+	// Cron makes a job a minute per VM; a week of them is history enough.
+	e.Vault.Update(func(tx *vault.Tx) error {
+		_, err := tx.PruneJobs(e.now().Add(-JobRetention))
+		return err
+	})
 	return out, first
 }
+
+// JobRetention is how long finished jobs are kept: every replicate run
+// prunes the older ones.
+const JobRetention = 7 * 24 * time.Hour
 
 // notDue says why an item is skipped now, or "" when it is due. Named
 // items are always due, except those waiting for an operator or a resync;

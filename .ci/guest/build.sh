@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Builds the guest that TestRealGuest (guest_test.go) boots under qemu: a
+# Debian cloud kernel and a busybox initramfs whose /init formats /dev/vda
+# and writes files of known checksums (asr.mode=write), or checks them
+# (asr.mode=check). Everything lands in CACHE_DIR, outside the repository;
+# what exists already is kept, so a second run downloads nothing.
+#
+#   .ci/guest/build.sh [CACHE_DIR]   # default ${XDG_CACHE_HOME:-$HOME/.cache}/asr-guest
+#
+# Prints the kernel and initramfs paths as KERNEL=... and INITRD=... lines.
+set -euo pipefail
+
+cache=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/asr-guest}
+mkdir -p "$cache/debs"
+cache=$(cd "$cache" && pwd)
+self=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
+
+# The virtio drivers are modules in the cloud kernel (ext4, which also
+# mounts ext2, is built in); these are loaded by /init with their
+# dependencies first.
+modules="virtio_pci virtio_blk"
+
+need() { # TOOL:PACKAGE... installs the packages of missing tools
+	local missing=
+	for t in "$@"; do command -v "${t%%:*}" >/dev/null || missing="$missing ${t#*:}"; done
+	if [ -n "$missing" ]; then
+		echo "build.sh: installing$missing" >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	fi
+}
+
+download() { # PACKAGE: the .deb of PACKAGE in $cache/debs, fetched once
+	local deb
+	deb=$(ls "$cache/debs/${1}_"*.deb 2>/dev/null | head -n1 || true)
+	if [ -z "$deb" ]; then
+		apt-cache show "$1" >/dev/null 2>&1 || apt-get update -qq
+		(cd "$cache/debs" && apt-get download -q "$1" >&2)
+		deb=$(ls "$cache/debs/${1}_"*.deb | head -n1)
+	fi
+	echo "$deb"
+}
+
+# The kernel: linux-image-cloud-amd64 is a metapackage; take the image it
+# depends on.
+if [ ! -s "$cache/vmlinuz" ] || [ ! -d "$cache/kernel/lib/modules" ]; then
+	apt-cache show linux-image-cloud-amd64 >/dev/null 2>&1 || apt-get update -qq
+	pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '$1 == "Depends:" && $2 ~ /^linux-image-.*-cloud-amd64$/ {print $2; exit}')
+	[ -n "$pkg" ] || { echo "build.sh: no linux-image-*-cloud-amd64 behind linux-image-cloud-amd64" >&2; exit 1; }
+	rm -rf "$cache/kernel"
+	dpkg -x "$(download "$pkg")" "$cache/kernel"
+	cp "$(ls "$cache"/kernel/boot/vmlinuz-* | head -n1)" "$cache/vmlinuz.tmp"
+	mv "$cache/vmlinuz.tmp" "$cache/vmlinuz"
+fi
+
+if [ ! -x "$cache/busybox/bin/busybox" ]; then
+	rm -rf "$cache/busybox"
+	dpkg -x "$(download busybox-static)" "$cache/busybox"
+fi
+
+# The initramfs, rebuilt when this script is newer than it.
+if [ ! -s "$cache/initramfs.cpio.gz" ] || [ "$self" -nt "$cache/initramfs.cpio.gz" ]; then
+	need cpio:cpio gzip:gzip
+	root=$cache/initramfs
+	rm -rf "$root"
+	mkdir -p "$root"/{bin,dev,proc,sys,mnt,lib/modules}
+	cp "$cache/busybox/bin/busybox" "$root/bin/busybox"
+	for a in $("$root/bin/busybox" --list); do
+		[ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"
+	done
+
+	# Modules in load order: each after the modules its .modinfo names in
+	# depends=.
+	moddir=$(ls -d "$cache"/kernel/lib/modules/* | head -n1)
+	order=
+	add() {
+		local m=$1 f d
+		case " $order " in *" $m "*) return ;; esac
+		f=$(find "$moddir" -name "$m.ko" | head -n1)
+		[ -n "$f" ] || { echo "build.sh: module $m not in $moddir" >&2; exit 1; }
+		for d in $(tr '\0' '\n' <"$f" | sed -n 's/^depends=//p' | tr ',' ' '); do add "$d"; done
+		cp "$f" "$root/lib/modules/$m.ko"
+		order="$order $m"
+	}
+	config=$(ls "$cache"/kernel/boot/config-* | head -n1)
+	for m in $modules; do
+		opt=CONFIG_$(echo "$m" | tr a-z A-Z)
+		if grep -q "^$opt=m" "$config"; then add "$m"; fi
+	done
+	echo "$order" >"$root/lib/modules/order"
+
+	cat >"$root/init" <<'INIT'
+#!/bin/sh
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+exec </dev/console >/dev/console 2>&1
+for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko || echo "init: insmod $m failed"; done
+mode=
+for a in $(cat /proc/cmdline); do
+	case $a in asr.mode=*) mode=${a#asr.mode=} ;; esac
+done
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 200 ]; do usleep 50000; i=$((i + 1)); done
+
+fail() { echo "init: $*"; echo "ASR-GUEST-$1-FAIL"; sync; poweroff -f; }
+files="a.bin b.bin dir/c.bin"
+
+case $mode in
+write)
+	[ -b /dev/vda ] || fail WRITE "no /dev/vda"
+	mke2fs -q /dev/vda || fail WRITE mke2fs
+	mount -t ext2 /dev/vda /mnt || fail WRITE mount
+	mkdir /mnt/dir
+	dd if=/dev/urandom of=/mnt/a.bin bs=1M count=4 2>/dev/null || fail WRITE dd
+	dd if=/dev/urandom of=/mnt/b.bin bs=4k count=777 2>/dev/null || fail WRITE dd
+	dd if=/dev/urandom of=/mnt/dir/c.bin bs=1M count=3 2>/dev/null || fail WRITE dd
+	(cd /mnt && sha256sum $files >SHA256SUMS) || fail WRITE sha256sum
+	sed 's/^/ASR-SUM /' /mnt/SHA256SUMS
+	sync
+	umount /mnt || fail WRITE umount
+	blockdev --flushbufs /dev/vda
+	echo ASR-GUEST-WRITE-OK
+	;;
+check)
+	[ -b /dev/vda ] || fail CHECK "no /dev/vda"
+	mount -t ext2 -o ro /dev/vda /mnt || fail CHECK mount
+	(cd /mnt && sha256sum $files) | sed 's/^/ASR-SUM /'
+	if (cd /mnt && sha256sum -c SHA256SUMS); then
+		echo ASR-GUEST-CHECK-OK
+	else
+		echo ASR-GUEST-CHECK-FAIL
+	fi
+	umount /mnt
+	;;
+*)
+	echo "init: asr.mode=write or asr.mode=check, not '$mode'"
+	;;
+esac
+sync
+poweroff -f
+INIT
+	chmod 755 "$root/init"
+	(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -9 >"$cache/initramfs.cpio.gz.tmp")
+	mv "$cache/initramfs.cpio.gz.tmp" "$cache/initramfs.cpio.gz"
+fi
+
+echo "KERNEL=$cache/vmlinuz"
+echo "INITRD=$cache/initramfs.cpio.gz"

@@ -109,7 +109,7 @@ files="a.bin b.bin dir/c.bin"
 case $mode in
 write)
 	[ -b /dev/vda ] || fail WRITE "no /dev/vda"
-	mke2fs -q /dev/vda || fail WRITE mke2fs
+	mke2fs -q /dev/vda >/dev/null || fail WRITE mke2fs
 	mount -t ext2 /dev/vda /mnt || fail WRITE mount
 	mkdir /mnt/dir
 	dd if=/dev/urandom of=/mnt/a.bin bs=1M count=4 2>/dev/null || fail WRITE dd

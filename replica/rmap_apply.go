@@ -39,6 +39,10 @@ func (e *Engine) markMaps(t target.Target, it *vault.Item) error {
 // digest is recorded with the point.
 func (e *Engine) updateMap(ctx context.Context, t target.Target, it *vault.Item, i int, files []*os.File, exts []hrl.Extent) error {
 	d := &it.Disks[i]
+	if len(exts) == 0 {
+		d.MapPoint = "" // nothing written: the map stands, and costs no upload
+		return nil
+	}
 	cur := *d
 	cur.MapPoint = ""
 	tab, _, err := e.loadMap(ctx, t, it.VM, cur)

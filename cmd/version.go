@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/asr-project/asr/chunker"
-	"github.com/asr-project/asr/replica"
+	"github.com/asr-project/asr/replica/catalog"
 	"github.com/asr-project/asr/replica/hrl"
 	"github.com/asr-project/asr/vault"
 )
@@ -32,7 +32,7 @@ type versionInfo struct {
 
 func buildInfo() versionInfo {
 	v := versionInfo{Version: Version, Commit: "unknown", Go: runtime.Version(),
-		HRL: fmt.Sprintf("%d.%d", hrl.Version2>>16, hrl.Version2&0xffff), Layout: replica.Layout,
+		HRL: fmt.Sprintf("%d.%d", hrl.Version2>>16, hrl.Version2&0xffff), Layout: catalog.Layout,
 		StateSchema: vault.Schema, MapVersion: chunker.FormatVersion}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range bi.Settings {

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/asr-project/asr/replica"
+	"github.com/asr-project/asr/replica/catalog"
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/replica/vhd"
 	"github.com/asr-project/asr/vault"
@@ -32,13 +33,13 @@ type ExportOptions struct {
 
 // FindPoint returns a VM's recovery point from the target: "" or "latest"
 // is the newest.
-func FindPoint(ctx context.Context, t target.Target, vm, id string) (vault.Point, error) {
-	pts, err := replica.TargetPoints(ctx, t, vm)
+func FindPoint(ctx context.Context, t target.Target, vm, id string) (catalog.Point, error) {
+	pts, err := catalog.Points(ctx, t, vm)
 	if err != nil {
-		return vault.Point{}, err
+		return catalog.Point{}, err
 	}
 	if len(pts) == 0 {
-		return vault.Point{}, fmt.Errorf("VM %s has no recovery point yet; run asr replicate: %w", vm, replica.ErrNotFound)
+		return catalog.Point{}, fmt.Errorf("VM %s has no recovery point yet; run asr replicate: %w", vm, replica.ErrNotFound)
 	}
 	if id == "" || id == "latest" {
 		return pts[len(pts)-1], nil
@@ -48,12 +49,12 @@ func FindPoint(ctx context.Context, t target.Target, vm, id string) (vault.Point
 			return p, nil
 		}
 	}
-	return vault.Point{}, fmt.Errorf("VM %s has no recovery point %q; see asr points %s: %w", vm, id, vm, replica.ErrNotFound)
+	return catalog.Point{}, fmt.Errorf("VM %s has no recovery point %q; see asr points %s: %w", vm, id, vm, replica.ErrNotFound)
 }
 
 // exportFile is one disk of an export, planned before anything is written.
 type exportFile struct {
-	disk   replica.ManifestDisk
+	disk   catalog.Disk
 	path   string
 	ranges []target.Extent
 	alloc  int64
@@ -65,10 +66,10 @@ type exportFile struct {
 // first byte is written. Each file is written as <file>.partial, held by an
 // flock so two exports never share it, synced, and only then given its
 // name; a .partial a killed export left is reused.
-func Export(ctx context.Context, t target.Target, vm, point, dir string, opt ExportOptions) (vault.Point, []string, error) {
-	m, err := replica.ReadManifest(ctx, t, vm)
+func Export(ctx context.Context, t target.Target, vm, point, dir string, opt ExportOptions) (catalog.Point, []string, error) {
+	m, err := catalog.ReadManifest(ctx, t, vm)
 	if err != nil {
-		return vault.Point{}, nil, err
+		return catalog.Point{}, nil, err
 	}
 	p, err := FindPoint(ctx, t, vm, point)
 	if err != nil {
@@ -93,7 +94,7 @@ func Export(ctx context.Context, t target.Target, vm, point, dir string, opt Exp
 	return p, out, syncDir(dir)
 }
 
-func planExport(ctx context.Context, t target.Target, m replica.Manifest, point, dir string, opt ExportOptions) ([]exportFile, error) {
+func planExport(ctx context.Context, t target.Target, m catalog.Manifest, point, dir string, opt ExportOptions) ([]exportFile, error) {
 	if err := checkDir(dir); err != nil {
 		return nil, err
 	}

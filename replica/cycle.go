@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/asr-project/asr/replica/catalog"
 	"github.com/asr-project/asr/replica/hook"
 	"github.com/asr-project/asr/replica/hrl"
 	"github.com/asr-project/asr/replica/target"
@@ -70,7 +71,7 @@ func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *
 		pt.Chain[d.Name] = vault.Link{Seq: p.UpTo[d.Name], ID: lastIDs[i]}
 		pt.Sizes[d.Name] = d.Size
 	}
-	if err := putJSON(ctx, t, pointKey(it.VM, pt.ID), pt); err != nil {
+	if err := catalog.PutPoint(ctx, t, PointRecord(pt)); err != nil {
 		return err
 	}
 	crashpoint("point-written")

@@ -36,14 +36,8 @@
 // records the first new point. Cron runs it inside the policy's resync
 // window; Critical waits for asr resume.
 //
-// Target layout written by the engine (beside the backends' own):
-//
-//	vms/<vm>/manifest.json        the item: disks, sizes, replica names
-//	vms/<vm>/points/<id>.json     one recovery point
-//	vms/<vm>/maps/<disk>.<digest> the replica's checksum map, on a target
-//	                              that is not Local (rmap.go)
-//
-// so a recovery site can list points and fail over without the primary's
-// state file. Replica disk names are "<vm>.<disk>": VM names may hold dots,
-// disk names may not, so the split is never ambiguous.
+// What the engine writes on a target besides the replica disks (manifest,
+// point records, status, checksum maps) is package catalog's, with its own
+// versioned types, so a recovery site can list points and fail over
+// without the primary's state file.
 package replica

@@ -153,7 +153,7 @@ func TestPruneKeepsRetentionAndNewest(t *testing.T) {
 		t.Fatal(err)
 	}
 	snaps, _ := tg.Snapshots(context.Background(), it.Disks[0].Replica)
-	objs, _ := tg.ListObjects(context.Background(), pointPrefix("web"))
+	objs, _ := tg.ListObjects(context.Background(), "vms/web/points/")
 	if len(snaps) != 1 || snaps[0] != it.LastPoint || len(objs) != 1 {
 		t.Fatalf("target keeps snapshots %v and point objects %v", snaps, objs)
 	}

@@ -1,6 +1,10 @@
 package replica
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/asr-project/asr/replica/catalog"
+)
 
 // Sentinel errors; the command line maps them to exit codes.
 var (
@@ -10,8 +14,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrInvalid: bad input such as a malformed name or policy value.
 	ErrInvalid = errors.New("invalid input")
-	// ErrBadData: a source disk or log that cannot be read as what it claims.
-	ErrBadData = errors.New("bad data")
+	// ErrBadData: a source disk, log or target object that cannot be read
+	// as what it claims.
+	ErrBadData = catalog.ErrBadData
 	// ErrTarget: the target cannot take the replica (unwritable, too small).
 	ErrTarget = errors.New("target cannot be used")
 	// ErrMismatch: a verification found different bytes.

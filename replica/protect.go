@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/asr-project/asr/replica/catalog"
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/replica/tracker"
 	"github.com/asr-project/asr/replica/vhd"
@@ -223,7 +224,7 @@ func checkTarget(ctx context.Context, t target.Target, it *vault.Item, need int6
 	if err := t.DeleteObject(ctx, probe); err != nil {
 		return fmt.Errorf("target %s: %w", it.Target, errors.Join(ErrTarget, err))
 	}
-	if _, err := t.GetObject(ctx, manifestKey(it.VM)); err == nil {
+	if has, _ := catalog.HasManifest(ctx, t, it.VM); has {
 		return fmt.Errorf("target %s already holds VM %s; remove it there or use another target: %w", it.Target, it.VM, ErrExists)
 	}
 	for _, d := range it.Disks {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/asr-project/asr/replica/catalog"
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/vault"
 )
@@ -30,7 +31,7 @@ func (e *Engine) prune(ctx context.Context, t target.Target, it *vault.Item) err
 		if !p.Time.Before(cutoff) {
 			break
 		}
-		if err := t.DeleteObject(ctx, pointKey(it.VM, p.ID)); err != nil {
+		if err := catalog.DeletePoint(ctx, t, it.VM, p.ID); err != nil {
 			return fmt.Errorf("prune point %s: %w", p.ID, err)
 		}
 		for _, d := range it.Disks {

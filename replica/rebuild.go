@@ -7,6 +7,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/asr-project/asr/replica/catalog"
 	"github.com/asr-project/asr/vault"
 )
 
@@ -45,13 +46,13 @@ func Rebuild(ctx context.Context, e *Engine, path, site string, targets []string
 		if err != nil {
 			return out, err
 		}
-		vms, err := TargetVMs(ctx, t)
+		vms, err := catalog.VMs(ctx, t)
 		for _, vm := range vms {
 			if err != nil {
 				break
 			}
-			var m Manifest
-			if m, err = ReadManifest(ctx, t, vm); err != nil {
+			var m catalog.Manifest
+			if m, err = catalog.ReadManifest(ctx, t, vm); err != nil {
 				break
 			}
 			if out.Site == "" {
@@ -70,7 +71,7 @@ func Rebuild(ctx context.Context, e *Engine, path, site string, targets []string
 			}
 			if m.Policy != nil {
 				it.Policy = m.Policy.Name
-				pols[m.Policy.Name] = *m.Policy
+				pols[m.Policy.Name] = VaultPolicy(m.Policy)
 			}
 			items = append(items, it)
 			points = append(points, pts...)
@@ -117,7 +118,7 @@ func Rebuild(ctx context.Context, e *Engine, path, site string, targets []string
 
 // itemFromTarget rebuilds an item from its manifest and points; ok is
 // false when the log positions are unknown and a resync must follow.
-func itemFromTarget(m Manifest, url string, pts []vault.Point) (vault.Item, bool) {
+func itemFromTarget(m catalog.Manifest, url string, pts []vault.Point) (vault.Item, bool) {
 	it := vault.Item{VM: m.VM, Policy: DefaultPolicy, Target: url, State: vault.StateInitialReplication,
 		Health: vault.HealthNormal, Created: m.Time}
 	for _, md := range m.Disks {

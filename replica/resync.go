@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/asr-project/asr/replica/catalog"
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/replica/tracker"
 	"github.com/asr-project/asr/replica/vhd"
@@ -286,7 +287,7 @@ func (e *Engine) growReplicas(ctx context.Context, t target.Target, it *vault.It
 // growManifest records a disk's new size in the VM's manifest, for a
 // failover from the recovery site; each point keeps its own size.
 func growManifest(ctx context.Context, t target.Target, vm, disk string, size, replicaSize int64) error {
-	m, err := ReadManifest(ctx, t, vm)
+	m, err := catalog.ReadManifest(ctx, t, vm)
 	if err != nil {
 		return err
 	}
@@ -295,7 +296,7 @@ func growManifest(ctx context.Context, t target.Target, vm, disk string, size, r
 			m.Disks[i].Size, m.Disks[i].ReplicaSize = size, replicaSize
 		}
 	}
-	return putJSON(ctx, t, manifestKey(vm), m)
+	return catalog.PutManifest(ctx, t, m)
 }
 
 // resyncSummary is one line of a resync's figures.

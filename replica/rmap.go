@@ -12,6 +12,7 @@ import (
 	"github.com/zeebo/xxh3"
 
 	"github.com/asr-project/asr/chunker"
+	"github.com/asr-project/asr/replica/catalog"
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/vault"
 )
@@ -25,7 +26,7 @@ import (
 // file, so keeping the map current costs an upload per cycle, not a
 // download.
 
-func mapPrefix(vm, disk string) string { return "vms/" + vm + "/maps/" + disk + "." }
+func mapPrefix(vm, disk string) string { return catalog.MapPrefix(vm, disk) }
 
 func mapDigest(b []byte) string {
 	s := xxh3.Hash128(b).Bytes()

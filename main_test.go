@@ -109,6 +109,7 @@ func params(dir string, setup func(*testscript.Env)) testscript.Params {
 			"poke":      cmdPoke,
 			"readbound": cmdReadBound,
 			"shape":     cmdShape,
+			"recovered": cmdRecovered,
 		},
 	}
 }

@@ -15,7 +15,7 @@ import (
 // credentials read by lookup), as viper spells them: lower case, nested
 // keys joined by dots.
 var configKeys = []string{
-	"state", "output", "quiet", "yes", "lock-timeout", "host.timeout", "metrics.file",
+	"state", "output", "quiet", "yes", "lock-timeout", "host.timeout", "metrics.file", "recovery.dir",
 	strings.ToLower(azblob.EnvConnectionString), strings.ToLower(azblob.EnvKey),
 	strings.ToLower(azblob.EnvSASToken), strings.ToLower(azblob.EnvBlobEndpoint),
 }

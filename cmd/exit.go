@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/asr-project/asr/failover"
 	"github.com/asr-project/asr/replica"
 	"github.com/asr-project/asr/replica/hrl"
 	"github.com/asr-project/asr/replica/target"
@@ -28,6 +29,7 @@ const (
 	exitState     = 10 // state file damaged, unreadable, unwritable or newer
 	exitMismatch  = 11 // verification found different bytes
 	exitLocal     = 12 // a local folder or file can't be used
+	exitNotNow    = 13 // the VM's state does not allow it (a failover step)
 	exitCancelled = 130
 )
 
@@ -47,6 +49,8 @@ const exitCodeHelp = `Exit codes:
   11   verification failed: bytes differ
   12   local folder or file unusable: missing, not a folder, read-only, full,
        or a path too long (export folder, socket folder)
+  13   not in this state: the VM's failover state does not allow the command;
+       the message says what state it is in and what to run instead
   130  cancelled (Ctrl-C or SIGTERM)`
 
 // usageError marks bad flags, arguments or configuration.
@@ -77,6 +81,8 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, context.Canceled):
 		return exitCancelled
+	case errors.Is(err, failover.ErrState):
+		return exitNotNow
 	case errors.Is(err, vault.ErrLocked):
 		return exitLocked
 	case errors.Is(err, vault.ErrNoSite):

@@ -1,32 +1,31 @@
 package cmd
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/asr-project/asr/failover"
+	"github.com/asr-project/asr/replica"
+	"github.com/asr-project/asr/replica/catalog"
 	"github.com/asr-project/asr/vault"
 )
 
 func newPointsCmd(g *globals) *cobra.Command {
+	var url string
 	c := &cobra.Command{
-		Use:   "points VM",
+		Use:   "points VM [--target URL]",
 		Short: "List a VM's recovery points",
-		Args:  cobra.ExactArgs(1),
+		Long: `List a VM's recovery points: from the state file at a primary, from the
+target at a recovery site, and from --target URL with no state file at all.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			e, err := g.engine()
-			if err != nil {
+			if err := checkVMs(args); err != nil {
 				return err
 			}
-			var pts []vault.Point
-			err = e.Vault.View(func(tx *vault.Tx) error {
-				if _, err := tx.Item(args[0]); err != nil {
-					return err
-				}
-				pts, err = tx.Points(args[0])
-				return err
-			})
+			pts, err := g.points(c, args[0], url)
 			if err != nil {
 				return err
 			}
@@ -46,15 +45,52 @@ func newPointsCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	c.Flags().StringVar(&url, "target", "", "read the points from this target, without a state file")
 	c.AddCommand(newPointsExportCmd(g))
 	return c
 }
 
+// points lists a VM's points from the target when one is given or this is
+// a recovery site, else from the state file.
+func (g *globals) points(c *cobra.Command, vm, url string) ([]vault.Point, error) {
+	if url == "" {
+		v, err := g.openVault()
+		if err != nil {
+			return nil, err
+		}
+		var site vault.Site
+		var pts []vault.Point
+		err = v.View(func(tx *vault.Tx) (err error) {
+			if site, err = tx.Site(); err != nil {
+				return err
+			}
+			if _, err := tx.Item(vm); err != nil {
+				return err
+			}
+			pts, err = tx.Points(vm)
+			return err
+		})
+		if err != nil || site.Role != vault.RoleRecovery {
+			return pts, err
+		}
+		url = site.Target
+	}
+	t, err := g.openTarget(c.Context(), url)
+	if err != nil {
+		return nil, fmt.Errorf("open target %s: %w", url, err)
+	}
+	defer t.Close()
+	if ok, err := catalog.HasManifest(c.Context(), t, vm); err != nil || !ok {
+		return nil, errors.Join(err, fmt.Errorf("target %s holds no VM %s: %w", url, vm, replica.ErrNotFound))
+	}
+	return replica.TargetPoints(c.Context(), t, vm)
+}
+
 func newPointsExportCmd(g *globals) *cobra.Command {
-	var point, dir string
+	var point, dir, url string
 	var force bool
 	c := &cobra.Command{
-		Use:   "export VM [--point ID|latest] --dir DIR [--force]",
+		Use:   "export VM [--point ID|latest] --dir DIR [--force] [--target URL]",
 		Short: "Write each disk of a VM at a recovery point as a fixed VHD in DIR",
 		Long: `Write each disk of a VM at a recovery point as a fixed VHD <disk>.vhd in DIR.
 An existing file is never replaced unless --force is given, and a protected
@@ -62,30 +98,35 @@ disk of this site never, with --force or not. Each file is written as
 <file>.partial and renamed when complete; killed, the next export reuses it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			e, err := g.engine()
-			if err != nil {
+			if err := checkVMs(args); err != nil {
 				return err
 			}
-			var it vault.Item
+			it := vault.Item{VM: args[0], Target: url}
 			var protected []string
-			err = e.Vault.View(func(tx *vault.Tx) error {
-				if it, err = tx.Item(args[0]); err != nil {
+			if url == "" {
+				v, err := g.openVault()
+				if err != nil {
 					return err
 				}
-				items, err := tx.Items()
-				for _, o := range items {
-					for _, d := range o.Disks {
-						protected = append(protected, d.Path)
+				err = v.View(func(tx *vault.Tx) (err error) {
+					if it, err = tx.Item(args[0]); err != nil {
+						return err
 					}
+					items, err := tx.Items()
+					for _, o := range items {
+						for _, d := range o.Disks {
+							protected = append(protected, d.Path)
+						}
+					}
+					return err
+				})
+				if err != nil {
+					return err
 				}
-				return err
-			})
-			if err != nil {
-				return err
 			}
 			t, err := g.openTarget(c.Context(), it.Target)
 			if err != nil {
-				return err
+				return fmt.Errorf("open target %s: %w", it.Target, err)
 			}
 			defer t.Close()
 			ev := &events{g: g}
@@ -108,6 +149,7 @@ disk of this site never, with --force or not. Each file is written as
 	c.Flags().StringVar(&point, "point", "latest", "recovery point ID, or latest")
 	c.Flags().StringVar(&dir, "dir", "", "directory for the exported VHD files (required)")
 	c.Flags().BoolVar(&force, "force", false, "replace existing files (never a protected disk)")
+	c.Flags().StringVar(&url, "target", "", "read the point from this target, without a state file")
 	c.MarkFlagRequired("dir")
 	return c
 }

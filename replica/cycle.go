@@ -40,6 +40,9 @@ func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *
 		crashpoint("rotated")
 	}
 	p := it.Pending
+	if err := e.reportWrites(ctx, t, it); err != nil {
+		return err
+	}
 	if err := e.markMaps(t, it); err != nil {
 		return err
 	}
@@ -80,7 +83,9 @@ func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *
 		it.Disks[i].AppliedID = lastIDs[i]
 	}
 	it.Pending = nil
-	it.State = vault.StateProtected
+	if !failedOver(it.State) { // a planned failover's last point keeps its state
+		it.State = vault.StateProtected
+	}
 	it.Health, it.HealthReason = vault.HealthNormal, ""
 	if p.AppFailed != "" {
 		it.Health, it.HealthReason = vault.HealthWarning, "last app-consistent point failed: "+p.AppFailed
@@ -115,6 +120,18 @@ func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *
 	crashpoint("pruned")
 	for _, d := range it.Disks {
 		removeLogs(d.Path, d.AppliedSeq)
+	}
+	return nil
+}
+
+// reportWrites tells the target that the pending point holds writes, so a
+// failover to an older point can say how much it loses even if this cycle
+// never finishes.
+func (e *Engine) reportWrites(ctx context.Context, t target.Target, it *vault.Item) error {
+	for _, d := range it.Disks {
+		if it.Pending.UpTo[d.Name] > d.AppliedSeq {
+			return catalog.PutStatus(ctx, t, catalog.Status{VM: it.VM, LastWrite: it.Pending.Time, Reported: e.now()})
+		}
 	}
 	return nil
 }

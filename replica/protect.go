@@ -56,6 +56,9 @@ func (e *Engine) EnableProtection(ctx context.Context, req Protect) (vault.Job, 
 		if site, err = tx.Site(); err != nil {
 			return err
 		}
+		if err := primaryOnly(site, "enable-protection"); err != nil {
+			return err
+		}
 		it, err = tx.Item(req.VM)
 		return err
 	})

@@ -13,12 +13,19 @@ import (
 // the newest. Each point goes from the target first (object, then
 // snapshots) and from the vault last, so a crash leaves a point that the
 // next prune removes again, never a recorded point that can't be read.
+// The point a test failover runs from is kept until its cleanup.
 func (e *Engine) prune(ctx context.Context, t target.Target, it *vault.Item) error {
 	var pol vault.Policy
 	var pts []vault.Point
+	var claimed string
 	err := e.Vault.View(func(tx *vault.Tx) (err error) {
 		if pol, err = tx.Policy(it.Policy); err != nil {
 			return err
+		}
+		// A test failover started since this cycle read the item may
+		// be copying from its point right now: the fresh record says.
+		if now, err := tx.Item(it.VM); err == nil && now.Test != nil {
+			claimed = now.Test.Point
 		}
 		pts, err = tx.Points(it.VM)
 		return err
@@ -30,6 +37,9 @@ func (e *Engine) prune(ctx context.Context, t target.Target, it *vault.Item) err
 	for _, p := range pts[:max(len(pts)-1, 0)] {
 		if !p.Time.Before(cutoff) {
 			break
+		}
+		if p.ID == claimed {
+			continue
 		}
 		if err := catalog.DeletePoint(ctx, t, it.VM, p.ID); err != nil {
 			return fmt.Errorf("prune point %s: %w", p.ID, err)

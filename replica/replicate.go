@@ -43,6 +43,13 @@ func (e *Engine) Replicate(ctx context.Context, vms []string) ([]Result, error) 
 	var items []vault.Item
 	var pols []vault.Policy
 	err := e.Vault.View(func(tx *vault.Tx) (err error) {
+		site, err := tx.Site()
+		if err != nil {
+			return err
+		}
+		if err := primaryOnly(site, "replicate"); err != nil {
+			return err
+		}
 		if items, err = tx.ItemsNamed(vms); err != nil {
 			return err
 		}
@@ -95,6 +102,8 @@ func (e *Engine) notDue(it vault.Item, pols []vault.Policy, named bool) string {
 	}
 	resync := it.State == vault.StateResyncRequired || it.State == vault.StateResyncing
 	switch {
+	case failedOver(it.State):
+		return fmt.Sprintf("failed over (%s): replication of it has stopped; see asr failover --help", it.State)
 	case it.Health == vault.HealthCritical:
 		return fmt.Sprintf("needs an operator: %s; fix the cause, then run `asr resume %s`", it.LastError, it.VM)
 	case resync && named:
@@ -232,6 +241,48 @@ func (e *Engine) runCycle(ctx context.Context, site string, it *vault.Item, j *j
 		}
 	}
 	return e.cycle(ctx, t, it, j)
+}
+
+// primaryOnly refuses a command that reads the source disks at a recovery
+// site, whose items are the primary's, imported from the target.
+func primaryOnly(site vault.Site, cmd string) error {
+	if site.Role != vault.RoleRecovery {
+		return nil
+	}
+	return fmt.Errorf("this is the recovery site %s: %s runs at the primary; here asr sync refreshes the VMs and points from %s: %w", site.Name, cmd, site.Target, ErrInvalid)
+}
+
+func failedOver(state string) bool {
+	return state == vault.StateFailoverInProgress || state == vault.StateFailedOver || state == vault.StateCommitted
+}
+
+// FinalCycle makes one more recovery point of a VM now, outside the
+// schedule, for a planned failover: the source VM is shut down, so the
+// point holds its last write. The caller holds the VM's lock (so no other
+// run starts a cycle) and has put the item in FailoverInProgress, which
+// keeps cron away afterwards. It returns the item as the cycle left it.
+func (e *Engine) FinalCycle(ctx context.Context, vm string) (vault.Item, error) {
+	var it vault.Item
+	var site vault.Site
+	err := e.Vault.View(func(tx *vault.Tx) (err error) {
+		if site, err = tx.Site(); err != nil {
+			return err
+		}
+		it, err = tx.Item(vm)
+		return err
+	})
+	if err != nil {
+		return it, err
+	}
+	j, err := e.startJob("replicate", vm)
+	if err != nil {
+		return it, err
+	}
+	err = j.finish(e.runCycle(ctx, site.Name, &it, j))
+	if err != nil {
+		e.recordFailure(vm, err)
+	}
+	return it, err
 }
 
 // checkSizes sends a VM whose source disk grew to a resync (which grows

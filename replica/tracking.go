@@ -98,3 +98,14 @@ func TrackSpecs(it vault.Item) []tracker.DiskSpec {
 		return tracker.DiskSpec{Name: d.Name, Path: d.Path, Size: d.Size, AppliedSeq: d.AppliedSeq, AppliedID: id, Format: diskFormat(d)}
 	})
 }
+
+// Tracked reports whether an asr track serves the VM's disks right now,
+// so writes may still be arriving.
+func (e *Engine) Tracked(vm string) bool {
+	l, err := e.lockTracker(vm)
+	if err != nil {
+		return errors.Is(err, vault.ErrLocked)
+	}
+	l.Unlock()
+	return false
+}

@@ -6,7 +6,17 @@ import "time"
 type Site struct {
 	Name    string    `json:"name"`
 	Created time.Time `json:"created"`
+	// Role is RolePrimary ("") or RoleRecovery; a recovery site's items
+	// are imported from Target (asr sync), never replicated from here.
+	Role   string `json:"role,omitempty"`
+	Target string `json:"target,omitempty"`
 }
+
+// Site roles.
+const (
+	RolePrimary  = ""
+	RoleRecovery = "recovery"
+)
 
 // Policy is a replication policy.
 type Policy struct {
@@ -30,6 +40,13 @@ const (
 	// StateResyncing: a resync started (its base is recorded in Resync)
 	// and goes on from its checkpoint until the replica is consistent.
 	StateResyncing = "Resyncing"
+	// Failover states (package failover documents the machine): a
+	// failover has started (Item.Failover says how far it got), has
+	// brought the VM up at the recovery site and awaits commit, or was
+	// committed. Replication of the item stops at FailoverInProgress.
+	StateFailoverInProgress = "FailoverInProgress"
+	StateFailedOver         = "FailedOver"
+	StateCommitted          = "Committed"
 )
 
 // Health values.
@@ -57,6 +74,12 @@ type Item struct {
 	Pending *Pending `json:"pending,omitempty"`
 	// Resync is the resync in progress (state Resyncing).
 	Resync *Resync `json:"resync,omitempty"`
+	// Failover is the planned or unplanned failover in progress or done;
+	// Test the test failover running. Machine is how the VM runs at the
+	// recovery site (asr vm set).
+	Failover *Failover `json:"failover,omitempty"`
+	Test     *Failover `json:"test,omitempty"`
+	Machine  *Machine  `json:"machine,omitempty"`
 	// Retry state for recoverable failures.
 	Failures     int       `json:"failures,omitempty"`
 	FirstFailure time.Time `json:"first_failure,omitzero"`
@@ -120,6 +143,56 @@ type ResyncDisk struct {
 	// it is known to be zeros and is never read back.
 	ZeroFrom int64 `json:"zero_from,omitempty"`
 	Done     bool  `json:"done"`
+}
+
+// Failover is one failover of an item: what it restores and how far it got.
+type Failover struct {
+	Kind      string    `json:"kind"` // test, planned or unplanned
+	Point     string    `json:"point"`
+	PointTime time.Time `json:"point_time"`
+	// Name is the VM's name at the recovery host (<vm>-test for a test);
+	// Dir the local folder of its recovery disks or deployment files.
+	Name  string         `json:"name"`
+	Dir   string         `json:"dir"`
+	Disks []RecoveryDisk `json:"disks"`
+	// Step is the next step to run: disks, start, done.
+	Step    string    `json:"step"`
+	Started time.Time `json:"started"`
+	// Host says what the host driver did about the VM, for status.
+	Host string `json:"host,omitempty"`
+	// Prev is the item's state before the failover, which a planned
+	// failover that could not shut the source down returns to.
+	Prev string `json:"prev,omitempty"`
+	// LastWrite is the newest write the target heard of, for the
+	// data-loss window.
+	LastWrite time.Time `json:"last_write,omitzero"`
+	Made      []string  `json:"made,omitempty"` // folders the failover created
+}
+
+// RecoveryDisk is one disk a failover makes.
+type RecoveryDisk struct {
+	Name string `json:"name"`
+	// Path is a local file, or a disk name on the target (Azure).
+	Path string `json:"path"`
+	Done bool   `json:"done"`
+}
+
+// Machine is how a VM runs at the recovery site; zero values take the
+// host driver's defaults. The template fields override host.* for this VM.
+type Machine struct {
+	MemoryMiB   int    `json:"memory_mib,omitempty"`
+	CPUs        int    `json:"cpus,omitempty"`
+	Network     string `json:"network,omitempty"`
+	TestNetwork string `json:"test_network,omitempty"`
+	Size        string `json:"size,omitempty"` // Azure VM size
+	Kernel      string `json:"kernel,omitempty"`
+	Initrd      string `json:"initrd,omitempty"`
+	Cmdline     string `json:"cmdline,omitempty"`
+	Driver      string `json:"driver,omitempty"`
+	Shutdown    string `json:"shutdown,omitempty"`
+	Start       string `json:"start,omitempty"`
+	Freeze      string `json:"freeze,omitempty"`
+	Thaw        string `json:"thaw,omitempty"`
 }
 
 // Pending is a recovery point being made.

@@ -248,6 +248,9 @@ func list[T any](t *Tx, bucket []byte, prefix string) (out []T, err error) {
 // Site returns the site record.
 func (t *Tx) Site() (s Site, err error) { return s, t.get(bMeta, "site", &s) }
 
+// PutSite replaces the site record (its role and target; the name stays).
+func (t *Tx) PutSite(s Site) error { return t.put(bMeta, "site", s) }
+
 // Item returns a protected item, or ErrNotFound.
 func (t *Tx) Item(vm string) (it Item, err error) {
 	if err = t.get(bItems, vm, &it); errors.Is(err, ErrNotFound) {

@@ -132,6 +132,13 @@ type Target interface {
 	Close() error
 }
 
+// Locator is implemented by backends whose disks have a URL outside asr
+// (Azure's page blobs), which a deployment imports disks from.
+type Locator interface {
+	// DiskURL returns the URL of a disk's data, without credentials.
+	DiskURL(disk string) string
+}
+
 // Opener opens a target from a parsed URL. cfg carries settings a backend
 // may need (credentials come from the environment or config, never from
 // the URL that ends up in the state file).

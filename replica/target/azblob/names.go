@@ -158,3 +158,9 @@ func checkSnapshot(disk, name string) error {
 	}
 	return nil
 }
+
+// DiskURL is the page blob of a disk as an Azure URL (no credentials):
+// what an ARM template imports a managed disk from.
+func (t *Target) DiskURL(disk string) string {
+	return t.cont.NewBlobClient(t.diskBlob(disk)).URL()
+}

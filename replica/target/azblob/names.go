@@ -162,5 +162,7 @@ func checkSnapshot(disk, name string) error {
 // DiskURL is the page blob of a disk as an Azure URL (no credentials):
 // what an ARM template imports a managed disk from.
 func (t *Target) DiskURL(disk string) string {
-	return t.cont.NewBlobClient(t.diskBlob(disk)).URL()
+	// The SDK escapes the '/' of a blob name; Azure reads both forms and
+	// people read this one.
+	return strings.ReplaceAll(t.cont.NewBlobClient(t.diskBlob(disk)).URL(), "%2F", "/")
 }

@@ -81,7 +81,7 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, context.Canceled):
 		return exitCancelled
-	case errors.Is(err, failover.ErrState):
+	case errors.Is(err, failover.ErrState), errors.Is(err, replica.ErrMoved):
 		return exitNotNow
 	case errors.Is(err, vault.ErrLocked):
 		return exitLocked

@@ -21,6 +21,9 @@ var (
 	ErrTarget = errors.New("target cannot be used")
 	// ErrMismatch: a verification found different bytes.
 	ErrMismatch = errors.New("verification failed")
+	// ErrMoved: another site failed the VM over; this one must not
+	// replicate it any more.
+	ErrMoved = errors.New("failed over elsewhere")
 	// ErrResync: the item needs a resync before it can replicate again.
 	ErrResync = errors.New("resync required")
 	// ErrInUse: a record still referred to, such as a policy that

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/asr-project/asr/replica/catalog"
 	"github.com/asr-project/asr/replica/hrl"
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/replica/vhd"
@@ -235,6 +236,9 @@ func (e *Engine) runCycle(ctx context.Context, site string, it *vault.Item, j *j
 	if it.State == vault.StateInitialReplication {
 		return e.initial(ctx, t, site, it, j)
 	}
+	if err := movedAway(ctx, t, site, it.VM); err != nil {
+		return err
+	}
 	if it.Pending == nil {
 		if err := e.checkSizes(it); err != nil {
 			return err
@@ -283,6 +287,17 @@ func (e *Engine) FinalCycle(ctx context.Context, vm string) (vault.Item, error) 
 		e.recordFailure(vm, err)
 	}
 	return it, err
+}
+
+// movedAway refuses to replicate a VM that another site failed over: its
+// writes would go to replicas the recovery site has chosen a point of.
+func movedAway(ctx context.Context, t target.Target, site, vm string) error {
+	f, ok, err := catalog.ReadFailover(ctx, t, vm)
+	if err != nil || !ok || f.Site == site {
+		return err
+	}
+	return fmt.Errorf("VM %s was failed over by site %s (%s, to point %s, %s): this site no longer replicates it; failback brings it back: %w",
+		vm, f.Site, f.Kind, f.Point, f.State, ErrMoved)
 }
 
 // checkSizes sends a VM whose source disk grew to a resync (which grows
@@ -337,7 +352,7 @@ func Recoverable(err error) bool {
 	switch {
 	case errors.Is(err, target.ErrAuth), errors.Is(err, target.ErrInvalid),
 		errors.Is(err, vhd.ErrBrokenChain), errors.Is(err, ErrNotFound), errors.Is(err, target.ErrNotFound),
-		errors.Is(err, ErrBadData), errors.Is(err, hrl.ErrCorrupt):
+		errors.Is(err, ErrBadData), errors.Is(err, hrl.ErrCorrupt), errors.Is(err, ErrMoved):
 		return false
 	}
 	return true

@@ -53,8 +53,22 @@ func (e *Engine) resyncOne(ctx context.Context, vm string, named, full bool) Res
 	}
 	defer lock.Unlock()
 	var it vault.Item
-	if err := e.Vault.View(func(tx *vault.Tx) (err error) { it, err = tx.Item(vm); return }); err != nil {
+	var site vault.Site
+	err := e.Vault.View(func(tx *vault.Tx) (err error) {
+		if site, err = tx.Site(); err != nil {
+			return err
+		}
+		it, err = tx.Item(vm)
+		return err
+	})
+	if err == nil {
+		err = primaryOnly(site, "resync")
+	}
+	if err != nil {
 		return fail(err)
+	}
+	if failedOver(it.State) {
+		return fail(fmt.Errorf("VM %s is %s: a resync would write to replicas it failed over from; see asr failover --help: %w", vm, it.State, ErrMoved))
 	}
 	if it.State == vault.StateInitialReplication {
 		return fail(fmt.Errorf("VM %s is still in its initial copy; run `asr replicate %s` to finish it: %w", vm, vm, ErrInvalid))
@@ -64,7 +78,7 @@ func (e *Engine) resyncOne(ctx context.Context, vm string, named, full bool) Res
 		return fail(err)
 	}
 	var rs vault.Resync
-	err = j.finish(e.runResync(ctx, &it, j, full, &rs))
+	err = j.finish(e.runResync(ctx, site.Name, &it, j, full, &rs))
 	r.Bytes = j.j.Bytes
 	for _, d := range rs.Disks {
 		r.Compared, r.ReadBack = r.Compared+d.Compared, r.ReadBack+d.Read
@@ -81,12 +95,15 @@ func (e *Engine) resyncOne(ctx context.Context, vm string, named, full bool) Res
 // moves to Resyncing once the base is recorded (start), Resyncing
 // compares disk by disk from its checkpoint, and the cycle that follows
 // moves it to Protected with a new point.
-func (e *Engine) runResync(ctx context.Context, it *vault.Item, j *job, full bool, done *vault.Resync) error {
+func (e *Engine) runResync(ctx context.Context, site string, it *vault.Item, j *job, full bool, done *vault.Resync) error {
 	t, err := e.jobTarget(ctx, it)
 	if err != nil {
 		return err
 	}
 	defer t.Close()
+	if err := movedAway(ctx, t, site, it.VM); err != nil {
+		return err
+	}
 	if it.State != vault.StateResyncing {
 		if err := j.step("prepare resync"); err != nil {
 			return err

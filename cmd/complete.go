@@ -39,7 +39,8 @@ func addCompletions(g *globals, root *cobra.Command) {
 		"replicate":          g.completeVMs, "resync": g.completeVMs, "resume": g.completeVMs,
 		"policy set": onlyFirst(g.completePolicies), "policy delete": onlyFirst(except(g.completePolicies, replica.DefaultPolicy)),
 		"enable-protection": cobra.NoFileCompletions, "policy create": cobra.NoFileCompletions,
-		"jobs": cobra.NoFileCompletions,
+		"jobs": cobra.NoFileCompletions, "sync": cobra.NoFileCompletions,
+		"failover": vm, "failover cleanup": vm, "failover change-point": vm, "failover commit": vm, "vm set": vm,
 	}
 	for path, fn := range args {
 		command(root, path).ValidArgsFunction = fn
@@ -50,6 +51,8 @@ func addCompletions(g *globals, root *cobra.Command) {
 	}{
 		{"verify", "point", g.completePoints},
 		{"points export", "point", g.completePoints},
+		{"failover", "point", g.completePoints},
+		{"failover change-point", "point", g.completePoints},
 		{"enable-protection", "policy", g.completePolicies},
 		{"", "output", cobra.FixedCompletions([]cobra.Completion{"table", "json"}, noFiles)},
 	}

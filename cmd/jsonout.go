@@ -53,25 +53,52 @@ type resyncJSON struct {
 }
 
 type statusJSON struct {
-	VM              string      `json:"vm"`
-	Policy          string      `json:"policy"`
-	Target          string      `json:"target"`
-	State           string      `json:"state"`
-	Health          string      `json:"health"`
-	Reason          string      `json:"reason"`
-	Disks           []diskJSON  `json:"disks"`
-	Points          int         `json:"points"`
-	LastPoint       string      `json:"last_point"`
-	LastPointAt     *time.Time  `json:"last_point_at,omitempty"`
-	RPO             string      `json:"rpo"`
-	Frequency       string      `json:"frequency"`
-	RPOMissed       bool        `json:"rpo_missed"`
-	NextDue         *time.Time  `json:"next_due,omitempty"`
-	PendingLogBytes int64       `json:"pending_log_bytes"`
-	InitialCopy     float64     `json:"initial_copy_ratio"`
-	Resync          *resyncJSON `json:"resync,omitempty"`
-	Failures        int         `json:"failures"`
-	LastError       string      `json:"last_error"`
+	VM              string        `json:"vm"`
+	Policy          string        `json:"policy"`
+	Target          string        `json:"target"`
+	State           string        `json:"state"`
+	Health          string        `json:"health"`
+	Reason          string        `json:"reason"`
+	Disks           []diskJSON    `json:"disks"`
+	Points          int           `json:"points"`
+	LastPoint       string        `json:"last_point"`
+	LastPointAt     *time.Time    `json:"last_point_at,omitempty"`
+	RPO             string        `json:"rpo"`
+	Frequency       string        `json:"frequency"`
+	RPOMissed       bool          `json:"rpo_missed"`
+	NextDue         *time.Time    `json:"next_due,omitempty"`
+	PendingLogBytes int64         `json:"pending_log_bytes"`
+	InitialCopy     float64       `json:"initial_copy_ratio"`
+	Resync          *resyncJSON   `json:"resync,omitempty"`
+	Failover        *failoverJSON `json:"failover,omitempty"`
+	TestFailover    *failoverJSON `json:"test_failover,omitempty"`
+	Failures        int           `json:"failures"`
+	LastError       string        `json:"last_error"`
+}
+
+// failoverJSON is a failover as status shows it.
+type failoverJSON struct {
+	Kind      string    `json:"kind"`
+	Point     string    `json:"point"`
+	PointTime time.Time `json:"point_time"`
+	Name      string    `json:"name"`
+	Dir       string    `json:"dir"`
+	Disks     []string  `json:"disks"`
+	NextStep  string    `json:"next_step"`
+	Started   time.Time `json:"started"`
+	Host      string    `json:"host,omitempty"`
+}
+
+func failoverOut(f *vault.Failover) *failoverJSON {
+	if f == nil {
+		return nil
+	}
+	j := &failoverJSON{Kind: f.Kind, Point: f.Point, PointTime: f.PointTime.UTC(), Name: f.Name, Dir: f.Dir, Disks: []string{},
+		NextStep: f.Step, Started: f.Started.UTC(), Host: f.Host}
+	for _, d := range f.Disks {
+		j.Disks = append(j.Disks, d.Path)
+	}
+	return j
 }
 
 func statusOut(st []replica.Status) []statusJSON {
@@ -80,7 +107,8 @@ func statusOut(st []replica.Status) []statusJSON {
 		j := statusJSON{VM: s.VM, Policy: s.Policy, Target: s.Target, State: s.State, Health: s.Health, Reason: s.HealthReason,
 			Disks: []diskJSON{}, Points: s.Points, LastPoint: s.LastPoint, LastPointAt: utc(s.LastPointAt), RPO: s.RPO.String(),
 			Frequency: s.Frequency.String(), RPOMissed: s.RPOMissed, NextDue: utc(s.NextDue), PendingLogBytes: s.PendingBytes,
-			InitialCopy: s.Copied, Failures: s.Failures, LastError: s.LastError}
+			InitialCopy: s.Copied, Failures: s.Failures, LastError: s.LastError,
+			Failover: failoverOut(s.Failover), TestFailover: failoverOut(s.Test)}
 		if s.LastPointAt.IsZero() {
 			j.RPO = ""
 		}

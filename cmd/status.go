@@ -51,6 +51,13 @@ func runStatus(g *globals, args []string) error {
 			state += fmt.Sprintf(" %.0f%%", 100*s.Copied)
 		case vault.StateResyncing:
 			state += fmt.Sprintf(" %.0f%% (%s compared, %s sent)", 100*s.ResyncDone, bytesString(s.ResyncCompared), bytesString(s.ResyncSent))
+		case vault.StateFailoverInProgress:
+			state += fmt.Sprintf(" (%s, next: %s)", s.Failover.Kind, s.Failover.Step)
+		case vault.StateFailedOver:
+			state += " to " + s.Failover.Point + " (awaiting commit)"
+		}
+		if s.Test != nil {
+			state += ", test failover " + s.Test.Name
 		}
 		if !s.ResyncAt.IsZero() && s.ResyncAt.After(now) && s.Health != vault.HealthCritical {
 			state += ", runs at " + s.ResyncAt.Local().Format("15:04")

@@ -82,6 +82,7 @@ func (s *session) makeDisks(ctx context.Context, f *vault.Failover) error {
 		if err := s.save(); err != nil {
 			return err
 		}
+		replica.Crashpoint("failover-disk")
 	}
 	return s.writeTemplate(f)
 }

@@ -33,25 +33,13 @@ func TestRealGuest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots two qemu guests; not with -short")
 	}
-	qemu := guestTool(t, "qemu-system-x86_64", "qemu-system-x86")
-	qemuImg := guestTool(t, "qemu-img", "qemu-utils")
-
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
 	dir := t.TempDir()
 	g := &guestRun{t: t, ctx: ctx}
 	t.Cleanup(g.dump)
-
-	start := time.Now()
-	out := g.run("build.sh", "bash", ".ci/guest/build.sh", guestCache(t))
-	kernel, initrd := guestKV(out, "KERNEL"), guestKV(out, "INITRD")
-	if kernel == "" || initrd == "" {
-		t.Fatalf(".ci/guest/build.sh printed no KERNEL= and INITRD= lines:\n%s", out)
-	}
-	t.Logf("guest kernel and initramfs ready in %v", time.Since(start).Round(time.Millisecond))
-
-	asr := filepath.Join(dir, "asr")
-	g.run("go build", "go", "build", "-o", asr, ".")
+	kit := newGuestKit(g, dir)
+	qemuImg, asr := kit.qemuImg, kit.asr
 	state := filepath.Join(dir, "site.db")
 	asrRun := func(args ...string) string {
 		return g.run("asr "+args[0], asr, append([]string{"--state", state}, args...)...)
@@ -70,7 +58,7 @@ func TestRealGuest(t *testing.T) {
 	tracker := g.start("asr track", asr, "--state", state, "track", "vm", "--socket-dir", sock)
 	drive := tracker.waitDrive(t, 30*time.Second)
 
-	written := g.boot(qemu, kernel, initrd, "write", drive, filepath.Join(dir, "write.console"))
+	written := g.boot(kit, "write", drive, filepath.Join(dir, "write.console"))
 
 	asrRun("replicate", "vm")
 	if err := syscall.Kill(tracker.cmd.Process.Pid, syscall.SIGTERM); err != nil {
@@ -92,10 +80,38 @@ func TestRealGuest(t *testing.T) {
 		t.Fatalf("qemu-img compare of the disk and the exported point:\n%s", out)
 	}
 
-	checked := g.boot(qemu, kernel, initrd, "check", "file="+vhd+",format=vpc,if=virtio,readonly=on", filepath.Join(dir, "check.console"))
+	checked := g.boot(kit, "check", "file="+vhd+",format=vpc,if=virtio,readonly=on", filepath.Join(dir, "check.console"))
 	if !slices.Equal(written, checked) {
 		t.Fatalf("checksums in the exported point differ from those the guest wrote:\nwrote %q\nfound %q", written, checked)
 	}
+}
+
+// guestKit is what a guest test runs: qemu, qemu-img, the guest's kernel
+// and initramfs, and asr built from this checkout.
+type guestKit struct {
+	qemu, qemuImg  string
+	kernel, initrd string
+	asr            string
+}
+
+// newGuestKit finds qemu (skipping the test without it, unless CI is set),
+// builds the guest with .ci/guest/build.sh and asr into DIR.
+func newGuestKit(g *guestRun, dir string) guestKit {
+	t := g.t
+	k := guestKit{
+		qemu:    guestTool(t, "qemu-system-x86_64", "qemu-system-x86"),
+		qemuImg: guestTool(t, "qemu-img", "qemu-utils"),
+		asr:     filepath.Join(dir, "asr"),
+	}
+	start := time.Now()
+	out := g.run("build.sh", "bash", ".ci/guest/build.sh", guestCache(t))
+	k.kernel, k.initrd = guestKV(out, "KERNEL"), guestKV(out, "INITRD")
+	if k.kernel == "" || k.initrd == "" {
+		t.Fatalf(".ci/guest/build.sh printed no KERNEL= and INITRD= lines:\n%s", out)
+	}
+	t.Logf("guest kernel and initramfs ready in %v", time.Since(start).Round(time.Millisecond))
+	g.run("go build", "go", "build", "-o", k.asr, ".")
+	return k
 }
 
 // guestTool returns the path of a program the test needs; without it the
@@ -219,22 +235,15 @@ func (p *guestProc) waitDrive(t *testing.T, timeout time.Duration) string {
 }
 
 // boot runs the guest with asr.mode=MODE on one virtio disk, its console in
-// the file CONSOLE, and requires its ASR-GUEST-MODE-OK marker. It returns
-// the guest's ASR-SUM lines (sha256sum output, one per file).
-func (g *guestRun) boot(qemu, kernel, initrd, mode, drive, console string) []string {
+// the file CONSOLE, until it powers off, and requires its
+// ASR-GUEST-MODE-OK marker. It returns the guest's ASR-SUM lines
+// (sha256sum output, one per file).
+func (g *guestRun) boot(k guestKit, mode, drive, console string) []string {
 	t := g.t
-	g.files = append(g.files, console)
-	args := []string{
-		"-machine", "q35,accel=tcg", "-m", "256", "-nodefaults", "-display", "none",
-		"-monitor", "none", "-no-reboot", "-serial", "file:" + console,
-		"-kernel", kernel, "-initrd", initrd,
-		"-append", "console=ttyS0 panic=-1 quiet asr.mode=" + mode,
-		"-drive", drive,
-	}
 	ctx, cancel := context.WithTimeout(g.ctx, 3*time.Minute)
 	defer cancel()
 	start := time.Now()
-	p := g.startCtx(ctx, "qemu "+mode, qemu, args...)
+	p, args := g.launch(ctx, k, mode, drive, console)
 	<-p.done
 	took := time.Since(start).Round(time.Millisecond)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -248,21 +257,44 @@ func (g *guestRun) boot(qemu, kernel, initrd, mode, drive, console string) []str
 	if err != nil {
 		t.Fatal(err)
 	}
-	marker := "ASR-GUEST-" + strings.ToUpper(mode) + "-OK"
-	if !bytes.Contains(out, []byte(marker)) {
-		t.Fatalf("guest (asr.mode=%s) did not print %s", mode, marker)
-	}
-	var sums []string
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		if s, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "ASR-SUM "); ok {
-			sums = append(sums, s)
-		}
+	sums, ok := guestSums(out, mode)
+	if !ok {
+		t.Fatalf("guest (asr.mode=%s) did not print ASR-GUEST-%s-OK", mode, strings.ToUpper(mode))
 	}
 	if len(sums) != 3 {
 		t.Fatalf("guest (asr.mode=%s) printed %d ASR-SUM lines, want 3", mode, len(sums))
 	}
 	return sums
+}
+
+// launch starts the guest under ctx with asr.mode=MODE and the kernel
+// parameters PARAMS on one virtio disk, its console in the file CONSOLE.
+// It returns the qemu process and its arguments.
+func (g *guestRun) launch(ctx context.Context, k guestKit, mode, drive, console string, params ...string) (*guestProc, []string) {
+	g.files = append(g.files, console)
+	args := []string{
+		"-machine", "q35,accel=tcg", "-m", "256", "-nodefaults", "-display", "none",
+		"-monitor", "none", "-no-reboot", "-serial", "file:" + console,
+		"-kernel", k.kernel, "-initrd", k.initrd,
+		"-append", strings.Join(append([]string{"console=ttyS0 panic=-1 quiet asr.mode=" + mode}, params...), " "),
+		"-drive", drive,
+	}
+	return g.startCtx(ctx, "qemu "+mode, k.qemu, args...), args
+}
+
+// guestSums reads a console: whether it has the ASR-GUEST-MODE-OK marker,
+// and its ASR-SUM lines (the guest writes three files).
+func guestSums(console []byte, mode string) (sums []string, ok bool) {
+	if !bytes.Contains(console, []byte("ASR-GUEST-"+strings.ToUpper(mode)+"-OK")) {
+		return nil, false
+	}
+	sc := bufio.NewScanner(bytes.NewReader(console))
+	for sc.Scan() {
+		if s, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "ASR-SUM "); ok {
+			sums = append(sums, s)
+		}
+	}
+	return sums, true
 }
 
 // guestQuote joins args as a shell would read them back.

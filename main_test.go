@@ -47,14 +47,9 @@ func TestBackends(t *testing.T) {
 		})))
 	})
 	t.Run("azblob", func(t *testing.T) {
-		if os.Getenv("AZURE_STORAGE_CONNECTION_STRING") == "" {
-			if os.Getenv("CI") != "" {
-				t.Fatal("AZURE_STORAGE_CONNECTION_STRING is not set; run the tests with bash .ci/test")
-			}
-			t.Skip("no Azurite: eval \"$(.ci/azurite/azurite.sh start)\" first")
-		}
+		requireAzurite(t)
 		testscript.Run(t, onBackend("azblob", params("testdata/backends", func(env *testscript.Env) {
-			env.Setenv("TARGET", fmt.Sprintf("azblob://devstoreaccount1/e2e-%d-%d", time.Now().UnixNano(), rand.Int64()))
+			env.Setenv("TARGET", azuriteTarget("e2e"))
 		})))
 	})
 }
@@ -70,6 +65,22 @@ func onBackend(name string, p testscript.Params) testscript.Params {
 		return base(cond)
 	}
 	return p
+}
+
+// requireAzurite skips a test that needs Azurite when
+// AZURE_STORAGE_CONNECTION_STRING is unset, or fails it when CI is set.
+func requireAzurite(t *testing.T) {
+	if os.Getenv("AZURE_STORAGE_CONNECTION_STRING") == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("AZURE_STORAGE_CONNECTION_STRING is not set; run the tests with bash .ci/test")
+		}
+		t.Skip("no Azurite: eval \"$(.ci/azurite/azurite.sh start)\" first")
+	}
+}
+
+// azuriteTarget is the URL of a new container on Azurite, PREFIX-<unique>.
+func azuriteTarget(prefix string) string {
+	return fmt.Sprintf("azblob://devstoreaccount1/%s-%d-%d", prefix, time.Now().UnixNano(), rand.Int64())
 }
 
 // TestAzuriteRestart runs scripts that start, restart and stop an Azurite

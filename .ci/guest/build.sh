@@ -2,8 +2,11 @@
 # Builds the guest that TestRealGuest (guest_test.go) boots under qemu: a
 # Debian cloud kernel and a busybox initramfs whose /init formats /dev/vda
 # and writes files of known checksums (asr.mode=write), or checks them
-# (asr.mode=check). Everything lands in CACHE_DIR, outside the repository;
-# what exists already is kept, so a second run downloads nothing.
+# (asr.mode=check), then powers off; with asr.hold=1 it stays up, idle,
+# until qemu is stopped (TestFailoverGuest's planned failover shuts it
+# down through the host driver). Everything lands in CACHE_DIR, outside
+# the repository; what exists already is kept, so a second run downloads
+# nothing.
 #
 #   .ci/guest/build.sh [CACHE_DIR]   # default ${XDG_CACHE_HOME:-$HOME/.cache}/asr-guest
 #
@@ -96,9 +99,12 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 exec </dev/console >/dev/console 2>&1
 for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko || echo "init: insmod $m failed"; done
-mode=
+mode= hold=
 for a in $(cat /proc/cmdline); do
-	case $a in asr.mode=*) mode=${a#asr.mode=} ;; esac
+	case $a in
+	asr.mode=*) mode=${a#asr.mode=} ;;
+	asr.hold=1) hold=1 ;;
+	esac
 done
 i=0
 while [ ! -b /dev/vda ] && [ $i -lt 200 ]; do usleep 50000; i=$((i + 1)); done
@@ -138,6 +144,10 @@ check)
 	;;
 esac
 sync
+if [ -n "$hold" ]; then
+	echo ASR-GUEST-HOLDING
+	while :; do sleep 1; done
+fi
 poweroff -f
 INIT
 	chmod 755 "$root/init"

@@ -12,8 +12,10 @@ import (
 // blobs is a target whose disks have URLs, as Azure's do.
 type blobs struct{ target.Target }
 
-func (blobs) Local() bool                { return false }
-func (blobs) DiskURL(disk string) string { return "https://acct.blob.core.windows.net/c/disks/" + disk + ".vhd" }
+func (blobs) Local() bool { return false }
+func (blobs) DiskURL(disk string) string {
+	return "https://acct.blob.core.windows.net/c/disks/" + disk + ".vhd"
+}
 
 func TestTemplateImportsEachDiskAndAttachesThem(t *testing.T) {
 	for _, tc := range []struct {

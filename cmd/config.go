@@ -14,11 +14,11 @@ import (
 // through viper (flags bound in load, host.timeout, and the backends'
 // credentials read by lookup), as viper spells them: lower case, nested
 // keys joined by dots.
-var configKeys = []string{
-	"state", "output", "quiet", "yes", "lock-timeout", "host.timeout", "metrics.file", "recovery.dir",
+var configKeys = append([]string{
+	"state", "output", "quiet", "yes", "lock-timeout", "host.timeout"}, append(hostKeys,
+	"metrics.file", "recovery.dir",
 	strings.ToLower(azblob.EnvConnectionString), strings.ToLower(azblob.EnvKey),
-	strings.ToLower(azblob.EnvSASToken), strings.ToLower(azblob.EnvBlobEndpoint),
-}
+	strings.ToLower(azblob.EnvSASToken), strings.ToLower(azblob.EnvBlobEndpoint))...)
 
 // checkConfigKeys refuses a config file holding a key asr does not read,
 // a usage error as a bad value there is: a misspelt key (outptu: json)

@@ -14,6 +14,7 @@ import (
 	"github.com/charmbracelet/lipgloss/table"
 
 	"github.com/asr-project/asr/replica"
+	"github.com/asr-project/asr/replica/host"
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/vault"
 )
@@ -118,7 +119,8 @@ func (g *globals) engine() (*replica.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &replica.Engine{Vault: v, OpenTarget: g.openTarget, Events: &events{g: g}, HookTimeout: g.HostTimeout}, nil
+	return &replica.Engine{Vault: v, OpenTarget: g.openTarget, Events: &events{g: g}, HookTimeout: g.HostTimeout,
+		Host: func(it vault.Item) (host.Host, error) { h, _, err := g.itemHost(it); return h, err }}, nil
 }
 
 // openVault opens the site's state file; a rolled-back transaction

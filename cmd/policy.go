@@ -28,7 +28,7 @@ func addPolicyFlags(f *pflag.FlagSet, def vault.Policy) *policyFlags {
 	pf := &policyFlags{}
 	f.DurationVar(&pf.p.Frequency, "frequency", def.Frequency, "copy frequency: 30s, 5m or 15m")
 	f.DurationVar(&pf.p.Retention, "retention", def.Retention, "how long recovery points are kept; at least the frequency")
-	f.DurationVar(&pf.p.AppConsistentEvery, "app-consistent-every", def.AppConsistentEvery, "how often a point is app-consistent (needs --freeze/--thaw)")
+	f.DurationVar(&pf.p.AppConsistentEvery, "app-consistent-every", def.AppConsistentEvery, "how often a point is app-consistent (needs --freeze/--thaw, or host.freeze/host.thaw)")
 	f.StringVar(&pf.p.ResyncWindow, "resync-window", def.ResyncWindow, "local time window HH:MM-HH:MM when resyncs run")
 	f.StringVar(&pf.p.FreezeCommand, "freeze", def.FreezeCommand, "command that freezes the VM's file systems ({vm} is replaced)")
 	f.StringVar(&pf.p.ThawCommand, "thaw", def.ThawCommand, "command that thaws them again")

@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/asr-project/asr/replica/catalog"
-	"github.com/asr-project/asr/replica/hook"
+	"github.com/asr-project/asr/replica/host"
 	"github.com/asr-project/asr/replica/hrl"
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/replica/tracker"
@@ -150,29 +149,34 @@ func (e *Engine) rotate(ctx context.Context, it *vault.Item) (*vault.Pending, er
 	if err := e.Vault.View(func(tx *vault.Tx) (err error) { pol, err = tx.Policy(it.Policy); return }); err != nil {
 		return nil, err
 	}
-	appDue := pol.FreezeCommand != "" && pol.AppConsistentEvery > 0 && e.now().Sub(it.LastAppAt) >= pol.AppConsistentEvery
+	h, hvm, err := e.freezer(it, pol)
+	if err != nil {
+		return nil, err
+	}
+	appDue := h != nil && pol.AppConsistentEvery > 0 && e.now().Sub(it.LastAppAt) >= pol.AppConsistentEvery
 	frozen, appFailed := false, ""
 	if appDue {
-		if err := e.runHook(ctx, pol.FreezeCommand, it.VM); err != nil {
+		switch err := h.Freeze(ctx, hvm); {
+		case errors.Is(err, host.ErrUnsupported):
+			appDue = false // nothing can freeze this VM: crash-consistent
+		case err != nil:
 			appFailed = "freeze " + err.Error()
-		} else {
+		default:
 			frozen = true
 		}
 	}
 	var sealed map[string]uint64
-	err := ctx.Err() // cancelled during the freeze: no point is made
+	err = ctx.Err() // cancelled during the freeze: no point is made
 	if err == nil {
 		sealed, err = e.sealedLogs(ctx, it)
 	}
-	if appDue && pol.ThawCommand != "" {
+	if appDue {
 		// Thaw even when freeze failed or asr is being stopped: a
 		// half-frozen guest must not stay so. Only the timeout bounds it.
-		if terr := e.runHook(context.WithoutCancel(ctx), pol.ThawCommand, it.VM); terr != nil {
+		if terr := h.Thaw(context.WithoutCancel(ctx), hvm); terr != nil {
 			appFailed = joinWhy(appFailed, "thaw "+terr.Error())
 			frozen = false
 		}
-	} else if appDue {
-		frozen = false
 	}
 	if err != nil {
 		return nil, err
@@ -244,14 +248,20 @@ func (e *Engine) lockTracker(vm string) (*vault.Lock, error) {
 	return vault.LockFile(lockPath, 0)
 }
 
-// runHook runs an operator's freeze or thaw command with {vm} replaced,
-// bounded by the engine's HookTimeout. Its error names the command as run.
-func (e *Engine) runHook(ctx context.Context, command, vm string) error {
-	command = strings.ReplaceAll(command, "{vm}", vm)
-	if _, err := hook.Run(ctx, command, e.HookTimeout); err != nil {
-		return fmt.Errorf("command %q failed: %w", command, err)
+// freezer is what freezes and thaws the VM for an app-consistent point:
+// the policy's freeze and thaw commands when it has them, else the site's
+// host driver for the VM; nil when neither is set.
+func (e *Engine) freezer(it *vault.Item, pol vault.Policy) (host.Host, host.VM, error) {
+	vm := host.VM{Name: it.VM, Disks: mapDisks(it, func(d vault.Disk) string { return d.Path })}
+	if pol.FreezeCommand != "" {
+		h, err := host.New(host.Config{Driver: "command", Freeze: pol.FreezeCommand, Thaw: pol.ThawCommand, Timeout: e.HookTimeout})
+		return h, vm, err
 	}
-	return nil
+	if e.Host == nil {
+		return nil, vm, nil
+	}
+	h, err := e.Host(*it)
+	return h, vm, err
 }
 
 // removeLogs deletes a disk's log files up to and including seq.

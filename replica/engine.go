@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/asr-project/asr/replica/host"
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/replica/target/throttle"
 	"github.com/asr-project/asr/vault"
@@ -35,6 +36,9 @@ type Engine struct {
 	Now        func() time.Time
 	// HookTimeout bounds each operator command; 0 is hook.DefaultTimeout.
 	HookTimeout time.Duration
+	// Host returns the host driver that freezes and thaws a VM for an
+	// app-consistent point when its policy names no commands; nil: none.
+	Host func(it vault.Item) (host.Host, error)
 }
 
 func (e *Engine) now() time.Time {

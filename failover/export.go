@@ -170,24 +170,51 @@ func exportDisk(ctx context.Context, t target.Target, f exportFile, point string
 	if err := lf.Truncate(0); err != nil {
 		return fmt.Errorf("export %s: %w", f.path, errors.Join(replica.ErrLocal, err))
 	}
+	if fw, ok := t.(target.FileWriter); ok {
+		// The replica's own blocks, shared (reflink) where the file
+		// system can; the footer goes on after, at the VHD's size.
+		n, err := fw.WriteSnapshotFile(ctx, f.disk.Replica, point, lf)
+		if err != nil {
+			return fmt.Errorf("export %s from %s at %s: %w", f.path, f.disk.Replica, point, err)
+		}
+		if opt.Progress != nil {
+			opt.Progress(f.disk.Name, n, f.alloc)
+		}
+		if err := lf.Truncate(size); err != nil {
+			return fmt.Errorf("export %s: %w", f.path, errors.Join(replica.ErrLocal, err))
+		}
+	}
 	if _, err := lf.WriteAt(vhd.FixedFooter(size, uuid.New(), time.Now()), size); err != nil {
 		return fmt.Errorf("export %s: %w", f.path, errors.Join(replica.ErrLocal, err))
 	}
-	out, err := vhd.OpenWritable(tmp)
-	if err != nil {
-		return fmt.Errorf("export %s: %w", f.path, err)
-	}
-	defer out.Close()
-	if err := copyRanges(ctx, t, f, point, out, opt.Progress); err != nil {
+	if _, ok := t.(target.FileWriter); ok {
+		if err := lf.Sync(); err != nil {
+			return fmt.Errorf("export %s: %w", f.path, errors.Join(replica.ErrLocal, err))
+		}
+	} else if err := readRanges(ctx, t, f, point, tmp, opt.Progress); err != nil {
 		return err
-	}
-	if err := errors.Join(out.Sync(), out.Close()); err != nil {
-		return fmt.Errorf("export %s: %w", f.path, errors.Join(replica.ErrLocal, err))
 	}
 	if err := publish(tmp, f.path, opt.Force); err != nil {
 		return err
 	}
 	published = true
+	return nil
+}
+
+// readRanges writes the point's ranges into the VHD at tmp through the
+// target's ReadAt.
+func readRanges(ctx context.Context, t target.Target, f exportFile, point, tmp string, progress Progress) error {
+	out, err := vhd.OpenWritable(tmp)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", f.path, err)
+	}
+	defer out.Close()
+	if err := copyRanges(ctx, t, f, point, out, progress); err != nil {
+		return err
+	}
+	if err := errors.Join(out.Sync(), out.Close()); err != nil {
+		return fmt.Errorf("export %s: %w", f.path, errors.Join(replica.ErrLocal, err))
+	}
 	return nil
 }
 

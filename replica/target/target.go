@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"sort"
 	"sync"
 )
@@ -130,6 +131,19 @@ type Target interface {
 
 	// Close releases the target's resources.
 	Close() error
+}
+
+// FileWriter is implemented by backends whose disks are files on this
+// machine, which can hand a snapshot's bytes to a local file without
+// reading them through the process.
+type FileWriter interface {
+	// WriteSnapshotFile writes the snapshot's virtual content into f at
+	// the same offsets (f is at least the snapshot's size; ranges the
+	// snapshot never wrote are left as they are, holes in a new file),
+	// sharing blocks with the target where the file system allows. The
+	// disk may keep replicating meanwhile: the result is exactly the
+	// snapshot. It returns the bytes moved; on cancellation ctx.Err().
+	WriteSnapshotFile(ctx context.Context, disk, snapshot string, f *os.File) (int64, error)
 }
 
 // Locator is implemented by backends whose disks have a URL outside asr

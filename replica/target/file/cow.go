@@ -163,25 +163,11 @@ func (h *held) readSnap(snaps []snapInfo, i int, p []byte, off int64) error {
 // granule, the extents of the file readSnap takes it from. Preserved zero
 // granules are holes, so this is exact to file-system blocks.
 func (h *held) snapRanges(snaps []snapInfo, i int, size int64) ([]target.Extent, error) {
+	paths, source, err := h.sources(snaps, i)
+	if err != nil {
+		return nil, err
+	}
 	chain := snaps[i:]
-	idxs := make([]*preIndex, len(chain))
-	paths := make([]string, len(chain)+1)
-	for j, s := range chain {
-		ix, err := h.index(s)
-		if err != nil {
-			return nil, err
-		}
-		idxs[j], paths[j] = ix, h.snapFile(s, "pre")
-	}
-	paths[len(chain)] = h.t.vhdPath(h.enc)
-	source := func(g uint64) int {
-		for j, ix := range idxs {
-			if ix.has(g) {
-				return j
-			}
-		}
-		return len(chain)
-	}
 	var lists [][]target.Extent
 	for j, p := range paths {
 		f, err := os.Open(p)
@@ -199,6 +185,31 @@ func (h *held) snapRanges(snaps []snapInfo, i int, size int64) ([]target.Extent,
 		lists = append(lists, l)
 	}
 	return union(lists...), nil
+}
+
+// sources returns the files snapshot snaps[i] is read from (each later
+// snapshot's pre file, then the disk) and, for a granule, the index of the
+// one that holds it (the disk's when snaps is empty).
+func (h *held) sources(snaps []snapInfo, i int) ([]string, func(uint64) int, error) {
+	chain := snaps[i:]
+	idxs := make([]*preIndex, len(chain))
+	paths := make([]string, len(chain)+1)
+	for j, s := range chain {
+		ix, err := h.index(s)
+		if err != nil {
+			return nil, nil, err
+		}
+		idxs[j], paths[j] = ix, h.snapFile(s, "pre")
+	}
+	paths[len(chain)] = h.t.vhdPath(h.enc)
+	return paths, func(g uint64) int {
+		for j, ix := range idxs {
+			if ix.has(g) {
+				return j
+			}
+		}
+		return len(chain)
+	}, nil
 }
 
 // clipToSource keeps the parts of extents that lie in granules read from

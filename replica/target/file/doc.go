@@ -40,8 +40,11 @@
 // snapshot where that one lacks them (a granule the older lacks was not
 // written between the two, so the newer one's pre-image is its content).
 // Ranges of a snapshot come from SEEK_DATA on the files each granule is read
-// from, so they are exact to file-system blocks. FICLONE is not tried: this
-// machine cannot test it, and pre-images work everywhere.
+// from, so they are exact to file-system blocks. Snapshots themselves
+// never use reflink (pre-images work on every file system), but
+// WriteSnapshotFile (clone.go), which makes a failover's recovery disks,
+// hands the snapshot's blocks to a local file with FICLONERANGE where the
+// file system shares blocks (XFS, btrfs), else with copy_file_range.
 //
 // The granule is 64 KiB: a first small write after a snapshot costs one
 // 64 KiB read and write more (the log shipper's writes are mostly 4 KiB to

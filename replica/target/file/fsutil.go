@@ -118,16 +118,19 @@ func allZero(b []byte) bool {
 
 // dataRanges lists the allocated ranges of f below limit with
 // SEEK_DATA/SEEK_HOLE. A file system without them reports one range.
-func dataRanges(f *os.File, limit int64) ([]target.Extent, error) {
+func dataRanges(f *os.File, limit int64) ([]target.Extent, error) { return dataBetween(f, 0, limit) }
+
+// dataBetween is dataRanges of [from, limit).
+func dataBetween(f *os.File, from, limit int64) ([]target.Extent, error) {
 	fd := int(f.Fd())
 	var out []target.Extent
-	for pos := int64(0); pos < limit; {
+	for pos := from; pos < limit; {
 		start, err := unix.Seek(fd, pos, unix.SEEK_DATA)
 		if errors.Is(err, unix.ENXIO) {
 			break
 		}
 		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) {
-			return []target.Extent{{Off: 0, Len: limit}}, nil
+			return []target.Extent{{Off: from, Len: limit - from}}, nil
 		}
 		if err != nil {
 			return nil, ioErr("seek data in", f.Name(), err)

@@ -112,12 +112,7 @@ disk of this site never, with --force or not. Each file is written as
 					if it, err = tx.Item(args[0]); err != nil {
 						return err
 					}
-					items, err := tx.Items()
-					for _, o := range items {
-						for _, d := range o.Disks {
-							protected = append(protected, d.Path)
-						}
-					}
+					protected, err = tx.SourceDisks()
 					return err
 				})
 				if err != nil {

@@ -178,11 +178,7 @@ func (r *Runner) Planned(ctx context.Context, vm, dir string) (Result, error) {
 			return s.result(f), err
 		}
 	}
-	if err := s.run(ctx, f); err != nil {
-		return s.result(f), err
-	}
-	err = s.publish(ctx, vault.StateFailedOver)
-	return s.result(f), err
+	return s.finish(ctx, f)
 }
 
 // shutdownSource stops the protected VM through the host driver. With no
@@ -252,12 +248,7 @@ func (r *Runner) Unplanned(ctx context.Context, vm, point, dir string, shutdownS
 			return s.result(f), err
 		}
 	}
-	f := s.it.Failover
-	if err := s.run(ctx, f); err != nil {
-		return s.result(f), err
-	}
-	err = s.publish(ctx, vault.StateFailedOver)
-	res := s.result(f)
+	res, err := s.finish(ctx, s.it.Failover)
 	res.Notes = notes
 	return res, err
 }
@@ -296,11 +287,7 @@ func (r *Runner) ChangePoint(ctx context.Context, vm, point string) (Result, err
 	if err := s.save(); err != nil {
 		return s.result(f), err
 	}
-	if err := s.run(ctx, f); err != nil {
-		return s.result(f), err
-	}
-	err = s.publish(ctx, vault.StateFailedOver)
-	return s.result(f), err
+	return s.finish(ctx, f)
 }
 
 // stopRecovered stops the VM running on the recovery disks before they are

@@ -44,15 +44,7 @@ func (s *session) run(ctx context.Context, f *vault.Failover) error {
 func (s *session) makeDisks(ctx context.Context, f *vault.Failover) error {
 	if s.t.Local() {
 		var protected []string
-		err := s.r.Engine.Vault.View(func(tx *vault.Tx) error {
-			items, err := tx.Items()
-			for _, o := range items {
-				for _, d := range o.Disks {
-					protected = append(protected, d.Path)
-				}
-			}
-			return err
-		})
+		err := s.r.Engine.Vault.View(func(tx *vault.Tx) (err error) { protected, err = tx.SourceDisks(); return })
 		if err != nil {
 			return err
 		}
@@ -134,6 +126,16 @@ func (s *session) start(ctx context.Context, f *vault.Failover) error {
 		f.Host = fmt.Sprintf("VM %s started by the %s host driver", f.Name, s.hn)
 	}
 	return nil
+}
+
+// finish runs a planned or unplanned failover's remaining steps and
+// records it FailedOver.
+func (s *session) finish(ctx context.Context, f *vault.Failover) (Result, error) {
+	if err := s.run(ctx, f); err != nil {
+		return s.result(f), err
+	}
+	err := s.publish(ctx, vault.StateFailedOver)
+	return s.result(f), err
 }
 
 // publish records a finished planned or unplanned failover on the target,

@@ -280,6 +280,18 @@ func (t *Tx) DeleteItem(vm string) (err error) {
 // Items lists the protected items by VM name.
 func (t *Tx) Items() ([]Item, error) { return list[Item](t, bItems, "") }
 
+// SourceDisks lists the source disk files of every item of the site.
+func (t *Tx) SourceDisks() ([]string, error) {
+	items, err := t.Items()
+	var out []string
+	for _, it := range items {
+		for _, d := range it.Disks {
+			out = append(out, d.Path)
+		}
+	}
+	return out, err
+}
+
 // ItemsNamed returns the named items in the order named, or every item
 // when none is named; an unknown name is ErrNotFound.
 func (t *Tx) ItemsNamed(vms []string) ([]Item, error) {

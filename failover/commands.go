@@ -14,11 +14,6 @@ import (
 	"github.com/asr-project/asr/vault"
 )
 
-// failedOver: the item's workload has moved (or is moving) to the recovery site.
-func failedOver(state string) bool {
-	return state == vault.StateFailoverInProgress || state == vault.StateFailedOver || state == vault.StateCommitted
-}
-
 // Test makes the point's disks under <vm>-test and starts that VM
 // isolated. Replication goes on: the item's state is not touched, and
 // prune keeps the point until the cleanup.
@@ -28,7 +23,7 @@ func (r *Runner) Test(ctx context.Context, vm, point, dir string) (Result, error
 		return Result{}, err
 	}
 	defer s.close()
-	if failedOver(s.it.State) {
+	if vault.FailedOver(s.it.State) {
 		return s.result(s.it.Failover), refuse("VM %s is %s; a test failover is for a VM that is still replicating", vm, s.it.State)
 	}
 	if f := s.it.Test; f != nil {
@@ -98,10 +93,6 @@ func (r *Runner) Cleanup(ctx context.Context, vm string) (Result, error) {
 		}
 		res.Removed = append(res.Removed, d.Path)
 	}
-	made := map[string]bool{}
-	for _, m := range f.Made {
-		made[m] = true
-	}
 	// What asr and its host driver write in the folder, by name; a file
 	// the operator put there is left, and so is the folder then.
 	for _, p := range []string{templatePath(f), filepath.Join(f.Dir, f.Name+".xml"), filepath.Join(f.Dir, f.Name+".console.log")} {
@@ -109,7 +100,7 @@ func (r *Runner) Cleanup(ctx context.Context, vm string) (Result, error) {
 			res.Removed = append(res.Removed, p)
 		}
 	}
-	if made[f.Dir] {
+	if f.MadeDir {
 		if err := os.Remove(f.Dir); err == nil {
 			res.Removed = append(res.Removed, f.Dir)
 		} else if !errors.Is(err, os.ErrNotExist) {
@@ -215,7 +206,7 @@ func (r *Runner) Unplanned(ctx context.Context, vm, point, dir string, shutdownS
 	case resume:
 	case s.it.State == vault.StateFailoverInProgress && s.it.Failover.Step != stepShutdown && s.it.Failover.Step != stepFinal:
 		return s.result(s.it.Failover), refuse("a planned failover of VM %s is making its recovery disks; run asr failover %s --planned to finish it", vm, vm)
-	case failedOver(s.it.State) && s.it.State != vault.StateFailoverInProgress:
+	case vault.FailedOver(s.it.State) && s.it.State != vault.StateFailoverInProgress:
 		return s.result(s.it.Failover), s.refuseState("an unplanned failover")
 	default:
 		// Protected, resyncing, or a planned failover stopped before its

@@ -203,7 +203,7 @@ func (s *session) newFailover(ctx context.Context, kind, dir string) (*vault.Fai
 		return nil, err
 	}
 	if _, err := os.Stat(f.Dir); errors.Is(err, os.ErrNotExist) {
-		f.Made = append(f.Made, f.Dir)
+		f.MadeDir = true
 	}
 	if err := os.MkdirAll(f.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("recovery folder %s: %w", f.Dir, errors.Join(replica.ErrLocal, err))

@@ -69,7 +69,7 @@ func Sync(ctx context.Context, v *vault.Vault, t target.Target, url string) (Syn
 				it.Disks = append(it.Disks, vault.Disk{Name: md.Name, Path: md.Source, Format: md.Format, Size: md.Size,
 					Replica: md.Replica, ReplicaSize: md.ReplicaSize, Copied: true, CopiedTo: md.Size})
 			}
-			if !failedOver(it.State) {
+			if !vault.FailedOver(it.State) {
 				it.State = vault.StateProtected
 				if len(d.pts) == 0 {
 					it.State = vault.StateInitialReplication

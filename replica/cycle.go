@@ -82,7 +82,7 @@ func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *
 		it.Disks[i].AppliedID = lastIDs[i]
 	}
 	it.Pending = nil
-	if !failedOver(it.State) { // a planned failover's last point keeps its state
+	if !vault.FailedOver(it.State) { // a planned failover's last point keeps its state
 		it.State = vault.StateProtected
 	}
 	it.Health, it.HealthReason = vault.HealthNormal, ""

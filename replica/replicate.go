@@ -103,7 +103,7 @@ func (e *Engine) notDue(it vault.Item, pols []vault.Policy, named bool) string {
 	}
 	resync := it.State == vault.StateResyncRequired || it.State == vault.StateResyncing
 	switch {
-	case failedOver(it.State):
+	case vault.FailedOver(it.State):
 		return fmt.Sprintf("failed over (%s): replication of it has stopped; see asr failover --help", it.State)
 	case it.Health == vault.HealthCritical:
 		return fmt.Sprintf("needs an operator: %s; fix the cause, then run `asr resume %s`", it.LastError, it.VM)
@@ -164,8 +164,41 @@ func (e *Engine) replicateOne(ctx context.Context, vm string, named bool) Result
 		return r
 	}
 	defer lock.Unlock()
-	var it vault.Item
-	var site vault.Site
+	it, err := e.lockedCycle(ctx, vm, &r.Bytes)
+	r.Duration = time.Since(start)
+	if err != nil {
+		r.err = err
+		r.Error = err.Error()
+		return r
+	}
+	r.Point = it.LastPoint
+	return r
+}
+
+// lockedCycle runs one cycle of a VM whose lock the caller holds, as a
+// job, records a failure on the item, and returns the item as the cycle
+// left it; bytes, when not nil, gets the bytes shipped.
+func (e *Engine) lockedCycle(ctx context.Context, vm string, bytes *int64) (vault.Item, error) {
+	site, it, err := e.siteItem(vm)
+	if err != nil {
+		return it, err
+	}
+	j, err := e.startJob("replicate", vm)
+	if err != nil {
+		return it, err
+	}
+	err = j.finish(e.runCycle(ctx, site.Name, &it, j))
+	if bytes != nil {
+		*bytes = j.j.Bytes
+	}
+	if err != nil {
+		e.recordFailure(vm, err)
+	}
+	return it, err
+}
+
+// siteItem reads the site and one of its items.
+func (e *Engine) siteItem(vm string) (site vault.Site, it vault.Item, err error) {
 	err = e.Vault.View(func(tx *vault.Tx) (err error) {
 		if site, err = tx.Site(); err != nil {
 			return err
@@ -173,22 +206,7 @@ func (e *Engine) replicateOne(ctx context.Context, vm string, named bool) Result
 		it, err = tx.Item(vm)
 		return err
 	})
-	if err == nil {
-		var j *job
-		if j, err = e.startJob("replicate", vm); err == nil {
-			err = j.finish(e.runCycle(ctx, site.Name, &it, j))
-			r.Bytes = j.j.Bytes
-		}
-	}
-	r.Duration = time.Since(start)
-	if err != nil {
-		r.err = err
-		r.Error = err.Error()
-		e.recordFailure(vm, err)
-		return r
-	}
-	r.Point = it.LastPoint
-	return r
+	return site, it, err
 }
 
 // lockJob takes a VM's lock for a job: waiting when the VM was named, or
@@ -256,37 +274,13 @@ func primaryOnly(site vault.Site, cmd string) error {
 	return fmt.Errorf("this is the recovery site %s: %s runs at the primary; here asr sync refreshes the VMs and points from %s: %w", site.Name, cmd, site.Target, ErrInvalid)
 }
 
-func failedOver(state string) bool {
-	return state == vault.StateFailoverInProgress || state == vault.StateFailedOver || state == vault.StateCommitted
-}
-
 // FinalCycle makes one more recovery point of a VM now, outside the
 // schedule, for a planned failover: the source VM is shut down, so the
 // point holds its last write. The caller holds the VM's lock (so no other
 // run starts a cycle) and has put the item in FailoverInProgress, which
 // keeps cron away afterwards. It returns the item as the cycle left it.
 func (e *Engine) FinalCycle(ctx context.Context, vm string) (vault.Item, error) {
-	var it vault.Item
-	var site vault.Site
-	err := e.Vault.View(func(tx *vault.Tx) (err error) {
-		if site, err = tx.Site(); err != nil {
-			return err
-		}
-		it, err = tx.Item(vm)
-		return err
-	})
-	if err != nil {
-		return it, err
-	}
-	j, err := e.startJob("replicate", vm)
-	if err != nil {
-		return it, err
-	}
-	err = j.finish(e.runCycle(ctx, site.Name, &it, j))
-	if err != nil {
-		e.recordFailure(vm, err)
-	}
-	return it, err
+	return e.lockedCycle(ctx, vm, nil)
 }
 
 // movedAway refuses to replicate a VM that another site failed over: its

@@ -52,22 +52,14 @@ func (e *Engine) resyncOne(ctx context.Context, vm string, named, full bool) Res
 		return r
 	}
 	defer lock.Unlock()
-	var it vault.Item
-	var site vault.Site
-	err := e.Vault.View(func(tx *vault.Tx) (err error) {
-		if site, err = tx.Site(); err != nil {
-			return err
-		}
-		it, err = tx.Item(vm)
-		return err
-	})
+	site, it, err := e.siteItem(vm)
 	if err == nil {
 		err = primaryOnly(site, "resync")
 	}
 	if err != nil {
 		return fail(err)
 	}
-	if failedOver(it.State) {
+	if vault.FailedOver(it.State) {
 		return fail(fmt.Errorf("VM %s is %s: a resync would write to replicas it failed over from; see asr failover --help: %w", vm, it.State, ErrMoved))
 	}
 	if it.State == vault.StateInitialReplication {

@@ -49,6 +49,12 @@ const (
 	StateCommitted          = "Committed"
 )
 
+// FailedOver reports a state in which the VM's workload has moved, or is
+// moving, to the recovery site: replication of it has stopped.
+func FailedOver(state string) bool {
+	return state == StateFailoverInProgress || state == StateFailedOver || state == StateCommitted
+}
+
 // Health values.
 const (
 	HealthNormal   = "Normal"
@@ -166,7 +172,7 @@ type Failover struct {
 	// LastWrite is the newest write the target heard of, for the
 	// data-loss window.
 	LastWrite time.Time `json:"last_write,omitzero"`
-	Made      []string  `json:"made,omitempty"` // folders the failover created
+	MadeDir   bool      `json:"made_dir,omitempty"` // the failover created Dir
 }
 
 // RecoveryDisk is one disk a failover makes.

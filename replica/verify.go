@@ -123,7 +123,7 @@ func (e *Engine) verifyDisk(ctx context.Context, t target.Target, it *vault.Item
 		}
 	}
 	blocks := pickBlocks(n, sample)
-	c := &comparer{d: d, src: src, sbuf: make([]byte, resyncBatch*blockSize), rbuf: make([]byte, resyncBatch*blockSize)}
+	c := newComparer(src, d.Size, "source "+d.Path, nil, "", nil)
 	for a := 0; a < len(blocks); a += resyncBatch {
 		idx := blocks[a:min(len(blocks), a+resyncBatch)]
 		runs := blockRuns(idx)

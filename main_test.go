@@ -185,9 +185,11 @@ func cmdExits(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-// poke TARGET DISK OFFSET overwrites the 512-byte page at OFFSET of a
-// replica disk with 0xEE bytes through the target's own interface, as
-// something other than asr would: the out-of-band change a verify finds.
+// poke TARGET DISK OFFSET [LENGTH BYTE] overwrites the 512-byte page at
+// OFFSET of a disk on the target with 0xEE bytes (or LENGTH bytes of
+// BYTE) through the target's own interface, as something other than
+// asr would: the out-of-band change a verify finds, or a recovered VM's
+// writes to its disk on Azure.
 func cmdPoke(ts *testscript.TestScript, neg bool, args []string) {
 	off, err := strconv.ParseInt(args[2], 10, 64)
 	ts.Check(err)
@@ -195,7 +197,18 @@ func cmdPoke(ts *testscript.TestScript, neg bool, args []string) {
 	t, err := target.Open(ctx, args[0], target.Config{Lookup: ts.Getenv})
 	ts.Check(err)
 	defer t.Close()
-	ts.Check(t.WritePages(ctx, args[1], off/target.PageSize*target.PageSize, bytes.Repeat([]byte{0xee}, target.PageSize)))
+	n, b := int64(target.PageSize), byte(0xee)
+	if len(args) == 5 {
+		n, err = strconv.ParseInt(args[3], 0, 64)
+		ts.Check(err)
+		v, err := strconv.ParseUint(args[4], 0, 8)
+		ts.Check(err)
+		b = byte(v)
+	}
+	off = off / target.PageSize * target.PageSize
+	for done := int64(0); done < n; done += target.MaxWrite {
+		ts.Check(t.WritePages(ctx, args[1], off+done, bytes.Repeat([]byte{b}, int(min(n-done, target.MaxWrite)))))
+	}
 }
 
 // readbound checks the JSON results of the asr resync just run: on Azure

@@ -33,6 +33,7 @@ const noFiles = cobra.ShellCompDirectiveNoFileComp
 // and no file names where an argument is not a file.
 func addCompletions(g *globals, root *cobra.Command) {
 	vm := onlyFirst(g.completeVMs)
+	plan := onlyFirst(g.completePlans)
 	args := map[string]cobra.CompletionFunc{
 		"status": vm, "points": vm, "points export": vm, "verify": vm, "track": vm,
 		"disable-protection": vm,
@@ -41,6 +42,9 @@ func addCompletions(g *globals, root *cobra.Command) {
 		"enable-protection": cobra.NoFileCompletions, "policy create": cobra.NoFileCompletions,
 		"jobs": cobra.NoFileCompletions, "sync": cobra.NoFileCompletions,
 		"failover": vm, "failover cleanup": vm, "failover change-point": vm, "failover commit": vm, "vm set": vm,
+		"failback": vm, "failback commit": vm, "reprotect": vm,
+		"plan show": plan, "plan delete": plan, "plan failover": plan, "plan failback": plan,
+		"plan create": cobra.NoFileCompletions, "plan list": cobra.NoFileCompletions,
 	}
 	for path, fn := range args {
 		command(root, path).ValidArgsFunction = fn
@@ -54,6 +58,7 @@ func addCompletions(g *globals, root *cobra.Command) {
 		{"failover", "point", g.completePoints},
 		{"failover change-point", "point", g.completePoints},
 		{"enable-protection", "policy", g.completePolicies},
+		{"plan failover", "point", cobra.FixedCompletions([]cobra.Completion{"latest", "latest-app"}, noFiles)},
 		{"", "output", cobra.FixedCompletions([]cobra.Completion{"table", "json"}, noFiles)},
 	}
 	for _, f := range flags {
@@ -172,6 +177,24 @@ func (g *globals) completePoints(c *cobra.Command, args []string, prefix string)
 			}
 			if strings.HasPrefix(p.ID, prefix) {
 				out = append(out, cobra.CompletionWithDesc(p.ID, p.Time.Local().Format(time.DateTime)+", "+kind))
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, noFiles
+	}
+	return out, noFiles
+}
+
+// completePlans completes recovery plan names, described by their groups.
+func (g *globals) completePlans(c *cobra.Command, _ []string, prefix string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	var out []cobra.Completion
+	err := g.completeView(c, func(tx *vault.Tx) error {
+		pls, err := tx.Plans()
+		for _, p := range pls {
+			if strings.HasPrefix(p.Name, prefix) {
+				out = append(out, cobra.CompletionWithDesc(p.Name, fmt.Sprintf("%d groups", len(p.Groups))))
 			}
 		}
 		return err

@@ -3,6 +3,7 @@ package cmd
 import (
 	"time"
 
+	"github.com/asr-project/asr/failover"
 	"github.com/asr-project/asr/replica"
 	"github.com/asr-project/asr/vault"
 )
@@ -72,6 +73,7 @@ type statusJSON struct {
 	Resync          *resyncJSON   `json:"resync,omitempty"`
 	Failover        *failoverJSON `json:"failover,omitempty"`
 	TestFailover    *failoverJSON `json:"test_failover,omitempty"`
+	Failback        *failbackJSON `json:"failback,omitempty"`
 	Failures        int           `json:"failures"`
 	LastError       string        `json:"last_error"`
 }
@@ -101,6 +103,22 @@ func failoverOut(f *vault.Failover) *failoverJSON {
 	return j
 }
 
+// failbackJSON is a failback as status shows it.
+type failbackJSON struct {
+	NextStep  string    `json:"next_step"`
+	Alternate string    `json:"alternate,omitempty"`
+	Started   time.Time `json:"started"`
+	SentBytes int64     `json:"sent_bytes"`
+	Host      string    `json:"host,omitempty"`
+}
+
+func failbackOut(f *vault.Failback) *failbackJSON {
+	if f == nil {
+		return nil
+	}
+	return &failbackJSON{NextStep: f.Step, Alternate: f.Alternate, Started: f.Started.UTC(), SentBytes: f.Sent(), Host: f.Host}
+}
+
 func statusOut(st []replica.Status) []statusJSON {
 	out := []statusJSON{}
 	for _, s := range st {
@@ -108,7 +126,7 @@ func statusOut(st []replica.Status) []statusJSON {
 			Disks: []diskJSON{}, Points: s.Points, LastPoint: s.LastPoint, LastPointAt: utc(s.LastPointAt), RPO: s.RPO.String(),
 			Frequency: s.Frequency.String(), RPOMissed: s.RPOMissed, NextDue: utc(s.NextDue), PendingLogBytes: s.PendingBytes,
 			InitialCopy: s.Copied, Failures: s.Failures, LastError: s.LastError,
-			Failover: failoverOut(s.Failover), TestFailover: failoverOut(s.Test)}
+			Failover: failoverOut(s.Failover), TestFailover: failoverOut(s.Test), Failback: failbackOut(s.Failback)}
 		if s.LastPointAt.IsZero() {
 			j.RPO = ""
 		}
@@ -130,12 +148,13 @@ type pointJSON struct {
 	AppConsistent bool      `json:"app_consistent"`
 	Disks         []string  `json:"disks"`
 	Bytes         int64     `json:"bytes"`
+	Site          string    `json:"site"` // the site that replicated it: its direction
 }
 
 func pointsOut(pts []vault.Point) []pointJSON {
 	out := []pointJSON{}
 	for _, p := range pts {
-		out = append(out, pointJSON{p.ID, p.VM, p.Time.UTC(), p.AppConsistent, append([]string{}, p.Disks...), p.Bytes})
+		out = append(out, pointJSON{p.ID, p.VM, p.Time.UTC(), p.AppConsistent, append([]string{}, p.Disks...), p.Bytes, p.Site})
 	}
 	return out
 }
@@ -205,4 +224,90 @@ func utc(t time.Time) *time.Time {
 	}
 	u := t.UTC()
 	return &u
+}
+
+// planJSON is a recovery plan as plan create, list and show print it, with
+// its latest run.
+type planJSON struct {
+	Name    string          `json:"name"`
+	Groups  []planGroupJSON `json:"groups"`
+	Timeout string          `json:"timeout"`
+	Targets []string        `json:"targets"`
+	Created time.Time       `json:"created"`
+	Run     *planRunJSON    `json:"run,omitempty"`
+}
+
+type planGroupJSON struct {
+	Group int      `json:"group"`
+	VMs   []string `json:"vms"`
+	Pre   string   `json:"pre"`
+	Post  string   `json:"post"`
+}
+
+// planRunJSON is a plan's latest run: NextGroup and Phase say where an
+// unfinished one resumes (0 and "" once finished), Done what of that
+// phase is done.
+type planRunJSON struct {
+	Kind      string     `json:"kind"`
+	Point     string     `json:"point"`
+	Started   time.Time  `json:"started"`
+	Ended     *time.Time `json:"ended,omitempty"`
+	Finished  bool       `json:"finished"`
+	NextGroup int        `json:"next_group"`
+	Phase     string     `json:"phase"`
+	Done      []string   `json:"done"`
+	Error     string     `json:"error"`
+}
+
+func planOut(pl vault.Plan) planJSON {
+	o := planJSON{Name: pl.Name, Groups: []planGroupJSON{}, Timeout: pl.Timeout.String(),
+		Targets: append([]string{}, pl.Targets...), Created: pl.Created.UTC()}
+	for i, g := range pl.Groups {
+		o.Groups = append(o.Groups, planGroupJSON{i + 1, append([]string{}, g.VMs...), g.Pre, g.Post})
+	}
+	if r := pl.Run; r != nil {
+		o.Run = &planRunJSON{Kind: r.Kind, Point: r.Point, Started: r.Started.UTC(), Ended: utc(r.Ended), Finished: r.Finished,
+			NextGroup: failover.NextGroup(pl), Done: append([]string{}, r.Done...), Error: r.Error}
+		if !r.Finished {
+			o.Run.Phase = r.Phase
+		}
+	}
+	return o
+}
+
+// planResultJSON is what plan failover and plan failback did in this run:
+// each step, with the VM's state after a failover or failback step.
+type planResultJSON struct {
+	Plan     string         `json:"plan"`
+	Kind     string         `json:"kind"`
+	Point    string         `json:"point"`
+	Resumed  bool           `json:"resumed"`
+	Finished bool           `json:"finished"`
+	Steps    []planStepJSON `json:"steps"`
+}
+
+type planStepJSON struct {
+	Group   int    `json:"group"`
+	Step    string `json:"step"`
+	VM      string `json:"vm"`
+	Command string `json:"command"`
+	State   string `json:"state"`
+	Point   string `json:"point"`
+	Host    string `json:"host"`
+	Note    string `json:"note"`
+}
+
+func planResultOut(res failover.PlanResult) planResultJSON {
+	o := planResultJSON{Plan: res.Plan, Kind: res.Kind, Point: res.Point, Resumed: res.Resumed, Finished: res.Finished, Steps: []planStepJSON{}}
+	for _, st := range res.Steps {
+		j := planStepJSON{Group: st.Group, Step: st.Step, VM: st.VM, Command: st.Command, Note: st.Note}
+		if r := st.Result; r != nil {
+			j.State, j.Point, j.Host = r.State, r.Point, r.Host
+		}
+		if r := st.Failback; r != nil {
+			j.State, j.Point, j.Host = r.State, r.Point, r.Host
+		}
+		o.Steps = append(o.Steps, j)
+	}
+	return o
 }

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -39,9 +40,9 @@ target at a recovery site, and from --target URL with no state file at all.`,
 				if p.AppConsistent {
 					kind = "app-consistent"
 				}
-				rows = append(rows, []string{p.ID, p.Time.Local().Format(time.DateTime), ago(p.Time, now), kind, bytesString(p.Bytes)})
+				rows = append(rows, []string{p.ID, p.Time.Local().Format(time.DateTime), ago(p.Time, now), kind, bytesString(p.Bytes), cmp.Or(p.Site, "-")})
 			}
-			g.table([]string{"POINT", "TIME", "AGE", "KIND", "SHIPPED"}, rows)
+			g.table([]string{"POINT", "TIME", "AGE", "KIND", "SHIPPED", "FROM"}, rows)
 			return nil
 		},
 	}
@@ -60,17 +61,22 @@ func (g *globals) points(c *cobra.Command, vm, url string) ([]vault.Point, error
 		}
 		var site vault.Site
 		var pts []vault.Point
+		own := false
 		err = v.View(func(tx *vault.Tx) (err error) {
 			if site, err = tx.Site(); err != nil {
 				return err
 			}
-			if _, err := tx.Item(vm); err != nil {
+			it, err := tx.Item(vm)
+			if err != nil {
 				return err
 			}
+			// A VM this site protects itself (a reverse reprotect) keeps
+			// both directions' points here.
+			own = it.Target != site.Target
 			pts, err = tx.Points(vm)
 			return err
 		})
-		if err != nil || site.Role != vault.RoleRecovery {
+		if err != nil || site.Role != vault.RoleRecovery || own {
 			return pts, err
 		}
 		url = site.Target

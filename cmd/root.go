@@ -108,7 +108,8 @@ workload there and back.
 		newStatusCmd(g), newPointsCmd(g), newJobsCmd(g), newDemoCmd(g),
 		newReplicateCmd(g), newResyncCmd(g), newVerifyCmd(g), newResumeCmd(g),
 		newTrackCmd(g), newVHDCmd(g), newHRLCmd(g), newStateCmd(g), newVersionCmd(g),
-		newFailoverCmd(g), newSyncCmd(g), newVMCmd(g),
+		newFailoverCmd(g), newSyncCmd(g), newVMCmd(g), newFailbackCmd(g), newReprotectCmd(g),
+		newPlanCmd(g),
 	)
 	root.Version = buildInfo().String()
 	root.SetVersionTemplate("{{.Version}}\n")

@@ -55,6 +55,10 @@ func runStatus(g *globals, args []string) error {
 			state += fmt.Sprintf(" (%s, next: %s)", s.Failover.Kind, s.Failover.Step)
 		case vault.StateFailedOver:
 			state += " to " + s.Failover.Point + " (awaiting commit)"
+		case vault.StateFailbackInProgress:
+			state += fmt.Sprintf(" (next: %s, %s sent)", s.Failback.Step, bytesString(s.Failback.Sent()))
+		case vault.StateFailedBack:
+			state += " (awaiting failback commit)"
 		}
 		if s.Test != nil {
 			state += ", test failover " + s.Test.Name

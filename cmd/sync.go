@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -46,5 +47,8 @@ func (g *globals) sync(c *cobra.Command, v *vault.Vault, url string) error {
 		return g.printJSON(res)
 	}
 	g.say("synced %d VMs (%d new) and %d points from %s", len(res.VMs), len(res.Added), res.Points, url)
+	if len(res.Plans) > 0 {
+		g.say("recovery plans: %s", strings.Join(res.Plans, ", "))
+	}
 	return nil
 }

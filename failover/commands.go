@@ -69,43 +69,8 @@ func (r *Runner) Cleanup(ctx context.Context, vm string) (Result, error) {
 	if err := s.save(); err != nil {
 		return res, err
 	}
-	switch err := s.h.Remove(ctx, s.hostVM(f)); {
-	case errors.Is(err, host.ErrUnsupported):
-		res.Notes = append(res.Notes, fmt.Sprintf("no host driver configured: remove the VM %s you started yourself", f.Name))
-	case err != nil:
-		return res, fmt.Errorf("remove the test VM %s: %v; run asr failover cleanup %s again once the host answers: %w", f.Name, err, vm, ErrState)
-	default:
-		res.Removed = append(res.Removed, "VM "+f.Name)
-	}
-	for _, d := range f.Disks {
-		if s.t.Local() {
-			for _, p := range []string{d.Path, d.Path + ".partial"} {
-				if err := os.Remove(p); err == nil {
-					res.Removed = append(res.Removed, p)
-				} else if !errors.Is(err, os.ErrNotExist) {
-					return res, fmt.Errorf("remove %s: %w", p, err)
-				}
-			}
-			continue
-		}
-		if err := s.t.DeleteDisk(ctx, d.Path); err != nil {
-			return res, fmt.Errorf("remove the recovery disk %s: %w", d.Path, err)
-		}
-		res.Removed = append(res.Removed, d.Path)
-	}
-	// What asr and its host driver write in the folder, by name; a file
-	// the operator put there is left, and so is the folder then.
-	for _, p := range []string{templatePath(f), filepath.Join(f.Dir, f.Name+".xml"), filepath.Join(f.Dir, f.Name+".console.log")} {
-		if err := os.Remove(p); err == nil {
-			res.Removed = append(res.Removed, p)
-		}
-	}
-	if f.MadeDir {
-		if err := os.Remove(f.Dir); err == nil {
-			res.Removed = append(res.Removed, f.Dir)
-		} else if !errors.Is(err, os.ErrNotExist) {
-			res.Notes = append(res.Notes, fmt.Sprintf("%s kept: it holds files asr did not make", f.Dir))
-		}
+	if err := s.removeRecovered(ctx, f, &res); err != nil {
+		return res, err
 	}
 	replica.Crashpoint("cleanup-removed")
 	s.it.Test = nil
@@ -365,4 +330,55 @@ func (s *session) refuseState(what string) error {
 		return refuse("VM %s is %s (%s): %s would lose writes; run asr resync %s first, or asr failover %s --unplanned to a point it has", vm, s.it.State, s.it.HealthReason, what, vm, vm)
 	}
 	return refuse("VM %s is %s: %s is not possible; it needs a failed-over VM (asr failover %s --planned or --unplanned)", vm, s.it.State, what, vm)
+}
+
+// removeRecovered removes what a failover made at the recovery site: the
+// VM (through the host driver), its disks, and by name the files asr and
+// its driver wrote in its folder, and the folder if the failover made it
+// and nothing else is left in it. Safe to rerun.
+func (s *session) removeRecovered(ctx context.Context, f *vault.Failover, res *Result) error {
+	vm := s.it.VM
+	what := "asr failover cleanup " + vm
+	if f.Kind != KindTest {
+		what = "asr failback commit " + vm
+	}
+	switch err := s.h.Remove(ctx, s.hostVM(f)); {
+	case errors.Is(err, host.ErrUnsupported):
+		res.Notes = append(res.Notes, fmt.Sprintf("no host driver configured: remove the VM %s yourself", f.Name))
+	case err != nil:
+		return fmt.Errorf("remove the VM %s: %v; run %s again once the host answers: %w", f.Name, err, what, ErrState)
+	default:
+		res.Removed = append(res.Removed, "VM "+f.Name)
+	}
+	for _, d := range f.Disks {
+		if s.t.Local() {
+			for _, p := range []string{d.Path, d.Path + ".partial"} {
+				if err := os.Remove(p); err == nil {
+					res.Removed = append(res.Removed, p)
+				} else if !errors.Is(err, os.ErrNotExist) {
+					return fmt.Errorf("remove %s: %w", p, err)
+				}
+			}
+			continue
+		}
+		if err := s.t.DeleteDisk(ctx, d.Path); err != nil {
+			return fmt.Errorf("remove the recovery disk %s: %w", d.Path, err)
+		}
+		res.Removed = append(res.Removed, d.Path)
+	}
+	// What asr and its host driver write in the folder, by name; a file
+	// the operator put there is left, and so is the folder then.
+	for _, p := range []string{templatePath(f), filepath.Join(f.Dir, f.Name+".xml"), filepath.Join(f.Dir, f.Name+".console.log")} {
+		if err := os.Remove(p); err == nil {
+			res.Removed = append(res.Removed, p)
+		}
+	}
+	if f.MadeDir {
+		if err := os.Remove(f.Dir); err == nil {
+			res.Removed = append(res.Removed, f.Dir)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			res.Notes = append(res.Notes, fmt.Sprintf("%s kept: it holds files asr did not make", f.Dir))
+		}
+	}
+	return nil
 }

@@ -63,4 +63,56 @@
 // Commit deletes the VM's other recovery points from the target, as
 // Azure Site Recovery does: the failover can no longer change point, and
 // the recovery disks never depended on them.
+//
+// # Failback and reprotect
+//
+// A committed failover comes home, or is protected where it runs:
+//
+//	Committed ──failback──▶ FailbackInProgress ──VM started at──▶ FailedBack
+//	    │                   (sync, shutdown,      the primary        │
+//	    │                    final, start, done)        failback commit
+//	    │                                                            ▼
+//	    │ reprotect --target URL             FailbackCommitted ──reprotect──▶
+//	    ▼ (at the site that failed over)     (at the primary)   ResyncRequired
+//	InitialReplication ─seed copy─▶ ResyncRequired ──resync──▶ Protected
+//
+// Failback runs where the failover ran; it reads the recovered disks and
+// writes the original ones (their paths at the primary, or new fixed VHDs
+// in --alternate-location). It is the resync's block sync engine
+// (replica.SyncBlocks) run the other way: a first pass while the
+// recovered VM runs, a final pass after the host driver shut it down,
+// both sending only the 64 KiB blocks that differ, checkpointed per batch
+// in Item.Failback. The recovered disks are never written, so a failback
+// stopped anywhere leaves the recovered VM able to run, and the rerun goes
+// on. Failback commit removes what the failover made at the recovery
+// site, as cleanup does for a test, and records FailbackCommitted on the
+// target (catalog.Failover, with the alternate disks' paths), so the
+// primary's own state file learns the VM is home.
+//
+// Reprotect after a failback runs at the primary: the replica still holds
+// the failover's point, so a full resync seeds it and only changed blocks
+// travel. Reprotect after a committed failover (--target, a target at the
+// primary site) makes the recovered disks this site's protected disks:
+// each new replica is first copied from the original disk (Disk.Seed),
+// then a full resync sends the blocks in which the recovered disk
+// differs. A recovery site replicates such an item itself (its target is
+// not the one it imports from), and Sync leaves it alone. Every point
+// records the site that made it, so one history shows both directions.
+//
+// # Recovery plans
+//
+// A plan (Plans, vault.Plan) fails groups of VMs over in order, the VMs of
+// a group in parallel, each through the same Runner method a single VM
+// uses, with the group's pre and post commands around them (hook.Run; a
+// command holding {vm} runs once per VM). A failback takes the groups last
+// first. The run's progress is its own record in the plan (vault.PlanRun:
+// kind, point, next group, phase pre, vms or post, the VMs of the phase
+// done), saved after every step, so a failed or killed run is resumed by
+// the same command at the step that did not finish. Only a step killed
+// before its save runs again (commands should be safe to repeat); a VM
+// the run moved just before a kill is recognised by its failover's start
+// time, later than the run's, and not failed over twice. While a run is
+// unfinished, a run of another kind is ErrState.
+// Plans are copied to their VMs' targets (catalog.Plan) and imported by
+// Sync, so a recovery site runs them with the primary gone.
 package failover

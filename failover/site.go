@@ -16,6 +16,8 @@ type SyncResult struct {
 	VMs    []string `json:"vms"`
 	Added  []string `json:"added,omitempty"`
 	Points int      `json:"points"`
+	// Plans are the recovery plans imported (see importPlans).
+	Plans []string `json:"plans,omitempty"`
 }
 
 // Sync brings a recovery site's state file up to date with its target. A
@@ -24,7 +26,8 @@ type SyncResult struct {
 // and sizes follow the manifest. An item this site is failing over keeps
 // its state and failover record: only the points change under it. It
 // reads the target first and writes the state file in one transaction, so
-// a sync killed anywhere leaves the old state or the new.
+// a sync killed anywhere leaves the old state or the new. The target's
+// recovery plans are imported too, so the site can run them.
 func Sync(ctx context.Context, v *vault.Vault, t target.Target, url string) (SyncResult, error) {
 	out := SyncResult{Target: url}
 	vms, err := catalog.VMs(ctx, t)
@@ -34,6 +37,9 @@ func Sync(ctx context.Context, v *vault.Vault, t target.Target, url string) (Syn
 	type vmData struct {
 		m   catalog.Manifest
 		pts []catalog.Point
+		// home: no failback this site committed is still on record, so
+		// the primary replicates the VM again (asr reprotect there).
+		home bool
 	}
 	var data []vmData
 	for _, vm := range vms {
@@ -45,13 +51,29 @@ func Sync(ctx context.Context, v *vault.Vault, t target.Target, url string) (Syn
 		if err != nil {
 			return out, err
 		}
-		data = append(data, vmData{m, pts})
+		f, ok, err := catalog.ReadFailover(ctx, t, vm)
+		if err != nil {
+			return out, err
+		}
+		data = append(data, vmData{m, pts, !ok || f.State != vault.StateFailbackCommitted})
 		out.VMs = append(out.VMs, vm)
 	}
+	plans, err := catalog.Plans(ctx, t)
+	if err != nil {
+		return out, fmt.Errorf("list recovery plans on %s: %w", url, err)
+	}
 	err = v.Update(func(tx *vault.Tx) error {
+		names, err := importPlans(tx, plans, url)
+		if err != nil {
+			return err
+		}
+		out.Plans = names
 		for _, d := range data {
 			it, err := tx.Item(d.m.VM)
 			isNew := err != nil
+			if !isNew && it.Target != url {
+				continue // protected from here to the primary (reverse reprotect)
+			}
 			if isNew {
 				it = vault.Item{VM: d.m.VM, Target: url, Health: vault.HealthNormal, Created: d.m.Time, Policy: replica.DefaultPolicy}
 				out.Added = append(out.Added, d.m.VM)
@@ -69,8 +91,8 @@ func Sync(ctx context.Context, v *vault.Vault, t target.Target, url string) (Syn
 				it.Disks = append(it.Disks, vault.Disk{Name: md.Name, Path: md.Source, Format: md.Format, Size: md.Size,
 					Replica: md.Replica, ReplicaSize: md.ReplicaSize, Copied: true, CopiedTo: md.Size})
 			}
-			if !vault.FailedOver(it.State) {
-				it.State = vault.StateProtected
+			if !vault.FailedOver(it.State) || it.State == vault.StateFailbackCommitted && d.home {
+				it.State, it.Failover, it.Failback = vault.StateProtected, nil, nil
 				if len(d.pts) == 0 {
 					it.State = vault.StateInitialReplication
 				}

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 
 	"github.com/asr-project/asr/chunker"
 	"github.com/asr-project/asr/replica/target"
+	"github.com/asr-project/asr/replica/vhd"
 	"github.com/asr-project/asr/vault"
 )
 
@@ -272,4 +274,87 @@ func (c *comparer) send(ctx context.Context, idx, diff []int) error {
 		err = errors.Join(err, <-errs)
 	}
 	return err
+}
+
+// SyncBlocks makes sink equal src over [0, size) in the resync's blocks
+// (64 KiB), from the checkpoint in rd: the blocks want selects (nil: all)
+// are read on both sides and only those that differ are written. After
+// each batch of up to 64 MiB the sink is synced and save records rd, so
+// a killed sync goes on from rd where it stopped; rd.Sent counts the
+// bytes written. It is the resync's engine run for a failback: from the
+// recovered disks back to the original ones.
+func SyncBlocks(ctx context.Context, src io.ReaderAt, srcName string, size int64, sink Sink, sinkDesc string, rd *vault.ResyncDisk, want func(int) bool, save func() error, progress func(done, total int64)) error {
+	c := newComparer(src, size, srcName, sink, sinkDesc, rd)
+	c.save = save
+	if progress != nil {
+		c.progress = progress
+	}
+	if want == nil {
+		want = func(int) bool { return true }
+	}
+	return c.run(ctx, size, want, 0, func(done bool) error {
+		if err := sink.Sync(ctx); err != nil {
+			return fmt.Errorf("sync %s: %w", sinkDesc, err)
+		}
+		rd.Done, rd.ComparedAtNext = done, rd.Compared
+		return save()
+	})
+}
+
+// BlockSize is the block SyncBlocks compares.
+const BlockSize = blockSize
+
+// FileSink is a disk file (a VHD or raw image) as a sync's sink. Reads
+// and writes past size are clipped: the last block may be partial.
+func FileSink(d *vhd.Disk) Sink { return &fileSink{d: d} }
+
+type fileSink struct {
+	mu sync.Mutex // a dynamic VHD allocates blocks as it is written
+	d  *vhd.Disk
+}
+
+func (s *fileSink) ReadAt(_ context.Context, p []byte, off int64) error {
+	n := max(0, min(int64(len(p)), s.d.Size()-off))
+	clear(p[n:])
+	if n == 0 {
+		return nil
+	}
+	_, err := s.d.ReadAt(p[:n], off)
+	return err
+}
+
+func (s *fileSink) WritePages(_ context.Context, off int64, p []byte) error {
+	n := max(0, min(int64(len(p)), s.d.Size()-off))
+	if n == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := s.d.WriteAt(p[:n], off)
+	return err
+}
+
+func (s *fileSink) Sync(context.Context) error { return s.d.Sync() }
+
+// TargetReader reads a disk on a target (snapshot "": the disk itself)
+// as an io.ReaderAt, for a sync whose source is there.
+func TargetReader(ctx context.Context, t target.Target, disk string) io.ReaderAt {
+	return targetReader{ctx, t, disk}
+}
+
+type targetReader struct {
+	ctx  context.Context
+	t    target.Target
+	disk string
+}
+
+func (r targetReader) ReadAt(p []byte, off int64) (int, error) {
+	for done := 0; done < len(p); {
+		n := min(len(p)-done, target.MaxWrite)
+		if err := r.t.ReadAt(r.ctx, r.disk, "", p[done:done+n], off+int64(done)); err != nil {
+			return done, err
+		}
+		done += n
+	}
+	return len(p), nil
 }

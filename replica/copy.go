@@ -54,12 +54,19 @@ func copyChunks(exts []vhd.Extent, from, limit int64) []chunk {
 // the bytes written to the target.
 func (e *Engine) copyDisk(ctx context.Context, t target.Target, it *vault.Item, i int, j *job) (int64, error) {
 	d := &it.Disks[i]
-	src, err := vhd.OpenAs(d.Path, diskFormat(*d))
+	path, format := d.Path, DiskFormat(*d)
+	if d.Seed != "" {
+		path, format = d.Seed, DiskFormat(vault.Disk{Format: d.SeedFormat})
+	}
+	src, err := vhd.OpenAs(path, format)
 	if err != nil {
-		return 0, fmt.Errorf("disk %s: %w", d.Path, err)
+		return 0, fmt.Errorf("disk %s: %w", path, err)
 	}
 	defer src.Close()
-	if src.Size() != d.Size {
+	switch {
+	case d.Seed != "" && src.Size() > d.Size:
+		return 0, fmt.Errorf("seed %s has %d bytes, more than the disk %s (%d): %w", path, src.Size(), d.Path, d.Size, ErrBadData)
+	case d.Seed == "" && src.Size() != d.Size:
 		return 0, fmt.Errorf("disk %s changed size from %d to %d while protected; disable and enable protection: %w", d.Path, d.Size, src.Size(), ErrBadData)
 	}
 	if err := t.CreateDisk(ctx, d.Replica, d.ReplicaSize); err != nil {
@@ -67,7 +74,7 @@ func (e *Engine) copyDisk(ctx context.Context, t target.Target, it *vault.Item, 
 	}
 	exts, err := src.Extents()
 	if err != nil {
-		return 0, fmt.Errorf("disk %s: %w", d.Path, err)
+		return 0, fmt.Errorf("disk %s: %w", path, err)
 	}
 	chunks := copyChunks(exts, d.CopiedTo, d.ReplicaSize)
 	// A copy that runs start to end on a remote target also makes the

@@ -67,8 +67,12 @@ func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *
 		}
 		crashpoint("snapshot")
 	}
+	site, err := e.siteName()
+	if err != nil {
+		return err
+	}
 	pt := vault.Point{ID: p.Point, VM: it.VM, Time: p.Time, AppConsistent: p.AppConsistent, Disks: diskNames(it), Bytes: j.j.Bytes,
-		Chain: map[string]vault.Link{}, Sizes: map[string]int64{}}
+		Chain: map[string]vault.Link{}, Sizes: map[string]int64{}, Site: site}
 	for i, d := range it.Disks {
 		pt.Chain[d.Name] = vault.Link{Seq: p.UpTo[d.Name], ID: lastIDs[i]}
 		pt.Sizes[d.Name] = d.Size
@@ -94,7 +98,7 @@ func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *
 	if pt.AppConsistent {
 		it.LastAppAt = pt.Time
 	}
-	err := e.Vault.Update(func(tx *vault.Tx) error {
+	err = e.Vault.Update(func(tx *vault.Tx) error {
 		if err := tx.PutPoint(pt); err != nil {
 			return err
 		}

@@ -58,7 +58,7 @@ func VaultPolicy(p *catalog.Policy) vault.Policy {
 // PointRecord is a point as the target records it.
 func PointRecord(p vault.Point) catalog.Point {
 	out := catalog.Point{ID: p.ID, VM: p.VM, Time: p.Time, AppConsistent: p.AppConsistent,
-		Disks: p.Disks, Bytes: p.Bytes, Sizes: p.Sizes}
+		Disks: p.Disks, Bytes: p.Bytes, Sizes: p.Sizes, Site: p.Site}
 	if p.Chain != nil {
 		out.Chain = map[string]catalog.Link{}
 		for k, l := range p.Chain {
@@ -71,7 +71,7 @@ func PointRecord(p vault.Point) catalog.Point {
 // VaultPoint is a point the target recorded, as a state file record.
 func VaultPoint(p catalog.Point) vault.Point {
 	out := vault.Point{ID: p.ID, VM: p.VM, Time: p.Time, AppConsistent: p.AppConsistent,
-		Disks: p.Disks, Bytes: p.Bytes, Sizes: p.Sizes}
+		Disks: p.Disks, Bytes: p.Bytes, Sizes: p.Sizes, Site: p.Site}
 	if p.Chain != nil {
 		out.Chain = map[string]vault.Link{}
 		for k, l := range p.Chain {

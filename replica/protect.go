@@ -115,7 +115,7 @@ func (e *Engine) EnableProtection(ctx context.Context, req Protect) (vault.Job, 
 			}
 		}
 	}
-	err = e.initial(ctx, t, site.Name, &it, j)
+	err = e.initial(ctx, t, site.Name, &it, j, nil)
 	return j.j, j.finish(err)
 }
 
@@ -245,7 +245,9 @@ func checkTarget(ctx context.Context, t target.Target, it *vault.Item, need int6
 }
 
 // initial copies the disks not yet copied and makes the first point.
-func (e *Engine) initial(ctx context.Context, t target.Target, site string, it *vault.Item, j *job) error {
+// A replica seeded from other disks is then resynchronised (rs, when not
+// nil, receives the resync's figures).
+func (e *Engine) initial(ctx context.Context, t target.Target, site string, it *vault.Item, j *job, rs *vault.Resync) error {
 	if err := j.step("write manifest"); err != nil {
 		return err
 	}
@@ -268,6 +270,12 @@ func (e *Engine) initial(ctx context.Context, t target.Target, site string, it *
 		if err != nil {
 			return err
 		}
+	}
+	if slices.ContainsFunc(it.Disks, func(d vault.Disk) bool { return d.Seed != "" }) {
+		if rs == nil {
+			rs = &vault.Resync{}
+		}
+		return e.seeded(ctx, site, it, j, rs)
 	}
 	return e.cycle(ctx, t, it, j)
 }

@@ -48,10 +48,10 @@ func (e *Engine) Replicate(ctx context.Context, vms []string) ([]Result, error) 
 		if err != nil {
 			return err
 		}
-		if err := primaryOnly(site, "replicate"); err != nil {
+		if items, err = tx.ItemsNamed(vms); err != nil {
 			return err
 		}
-		if items, err = tx.ItemsNamed(vms); err != nil {
+		if items, err = replicatedHere(site, items, len(vms) > 0); err != nil {
 			return err
 		}
 		pols, err = tx.Policies()
@@ -209,6 +209,13 @@ func (e *Engine) siteItem(vm string) (site vault.Site, it vault.Item, err error)
 	return site, it, err
 }
 
+// siteName is the name of this site, which every point it makes records.
+func (e *Engine) siteName() (string, error) {
+	var site vault.Site
+	err := e.Vault.View(func(tx *vault.Tx) (err error) { site, err = tx.Site(); return })
+	return site.Name, err
+}
+
 // lockJob takes a VM's lock for a job: waiting when the VM was named, or
 // (cron) not at all, marking r skipped as busy. With no lock returned, r
 // says why.
@@ -252,7 +259,7 @@ func (e *Engine) runCycle(ctx context.Context, site string, it *vault.Item, j *j
 	}
 	defer t.Close()
 	if it.State == vault.StateInitialReplication {
-		return e.initial(ctx, t, site, it, j)
+		return e.initial(ctx, t, site, it, j, nil)
 	}
 	if err := movedAway(ctx, t, site, it.VM); err != nil {
 		return err
@@ -263,6 +270,29 @@ func (e *Engine) runCycle(ctx context.Context, site string, it *vault.Item, j *j
 		}
 	}
 	return e.cycle(ctx, t, it, j)
+}
+
+// replicatedHere keeps the items this site replicates: all of a
+// primary's; at a recovery site only those it protects itself after a
+// reverse reprotect (their target is not the one it imports from). A VM
+// named on the command line that is not among them is refused, and so is
+// a run at a recovery site that replicates nothing.
+func replicatedHere(site vault.Site, items []vault.Item, named bool) ([]vault.Item, error) {
+	if site.Role != vault.RoleRecovery {
+		return items, nil
+	}
+	var out []vault.Item
+	for _, it := range items {
+		if it.Target != site.Target {
+			out = append(out, it)
+		} else if named {
+			return nil, primaryOnly(site, "replicate")
+		}
+	}
+	if len(out) == 0 {
+		return nil, primaryOnly(site, "replicate")
+	}
+	return out, nil
 }
 
 // primaryOnly refuses a command that reads the source disks at a recovery
@@ -298,7 +328,7 @@ func movedAway(ctx context.Context, t target.Target, site, vm string) error {
 // the replica) and refuses one whose disk shrank.
 func (e *Engine) checkSizes(it *vault.Item) error {
 	for _, d := range it.Disks {
-		src, err := vhd.OpenAs(d.Path, diskFormat(d))
+		src, err := vhd.OpenAs(d.Path, DiskFormat(d))
 		if err != nil {
 			return fmt.Errorf("disk %s: %w", d.Path, err)
 		}

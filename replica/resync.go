@@ -53,7 +53,7 @@ func (e *Engine) resyncOne(ctx context.Context, vm string, named, full bool) Res
 	}
 	defer lock.Unlock()
 	site, it, err := e.siteItem(vm)
-	if err == nil {
+	if err == nil && site.Role == vault.RoleRecovery && it.Target == site.Target {
 		err = primaryOnly(site, "resync")
 	}
 	if err != nil {
@@ -253,7 +253,7 @@ func (e *Engine) rebase(ctx context.Context, it *vault.Item, full map[string]str
 func (e *Engine) growReplicas(ctx context.Context, t target.Target, it *vault.Item, full map[string]string, zeroFrom map[string]int64) error {
 	for i := range it.Disks {
 		d := &it.Disks[i]
-		src, err := vhd.OpenAs(d.Path, diskFormat(*d))
+		src, err := vhd.OpenAs(d.Path, DiskFormat(*d))
 		if err != nil {
 			return fmt.Errorf("disk %s: %w", d.Path, err)
 		}

@@ -45,7 +45,7 @@ type resyncDisk struct {
 func (e *Engine) compareDisk(ctx context.Context, t target.Target, it *vault.Item, k int, j *job) error {
 	rd := &it.Resync.Disks[k]
 	d := &it.Disks[slices.IndexFunc(it.Disks, func(d vault.Disk) bool { return d.Name == rd.Name })]
-	src, err := vhd.OpenAs(d.Path, diskFormat(*d))
+	src, err := vhd.OpenAs(d.Path, DiskFormat(*d))
 	if err != nil {
 		return fmt.Errorf("disk %s: %w", d.Path, err)
 	}

@@ -83,7 +83,8 @@ func checkSources(it vault.Item) error {
 
 // diskFormat is how a protected disk is opened: as the kind protection
 // recorded, never guessed again.
-func diskFormat(d vault.Disk) vhd.Format {
+// DiskFormat is how a protected disk is opened: raw, or a VHD of any kind.
+func DiskFormat(d vault.Disk) vhd.Format {
 	if d.Format == string(vhd.TypeRaw) {
 		return vhd.FormatRaw
 	}
@@ -95,7 +96,7 @@ func diskFormat(d vault.Disk) vhd.Format {
 func TrackSpecs(it vault.Item) []tracker.DiskSpec {
 	return mapDisks(&it, func(d vault.Disk) tracker.DiskSpec {
 		id, _ := uuid.Parse(d.AppliedID)
-		return tracker.DiskSpec{Name: d.Name, Path: d.Path, Size: d.Size, AppliedSeq: d.AppliedSeq, AppliedID: id, Format: diskFormat(d)}
+		return tracker.DiskSpec{Name: d.Name, Path: d.Path, Size: d.Size, AppliedSeq: d.AppliedSeq, AppliedID: id, Format: DiskFormat(d)}
 	})
 }
 

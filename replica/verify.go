@@ -107,7 +107,7 @@ func (e *Engine) Verify(ctx context.Context, vm string, opt VerifyOptions) (*Ver
 func (e *Engine) verifyDisk(ctx context.Context, t target.Target, it *vault.Item, i int, sample float64, w *writtenSet) (VerifyDisk, error) {
 	d := &it.Disks[i]
 	out := VerifyDisk{Name: d.Name, Differ: []target.Extent{}}
-	src, err := vhd.OpenAs(d.Path, diskFormat(*d))
+	src, err := vhd.OpenAs(d.Path, DiskFormat(*d))
 	if err != nil {
 		return out, fmt.Errorf("disk %s: %w", d.Path, err)
 	}

@@ -32,6 +32,7 @@ type Report struct {
 	Items       int      `json:"items"`
 	Points      int      `json:"points"`
 	Jobs        int      `json:"jobs"`
+	Plans       int      `json:"plans"`
 }
 
 const (
@@ -124,6 +125,7 @@ func countRecords(tx *Tx, r *Report) error {
 		{bItems, &r.Items, func(b []byte) error { var v Item; return json.Unmarshal(b, &v) }},
 		{bPoints, &r.Points, func(b []byte) error { var v Point; return json.Unmarshal(b, &v) }},
 		{bJobs, &r.Jobs, func(b []byte) error { var v Job; return json.Unmarshal(b, &v) }},
+		{bPlans, &r.Plans, func(b []byte) error { var v Plan; return json.Unmarshal(b, &v) }},
 	}
 	for _, c := range counts {
 		b := tx.tx.Bucket(c.bucket)

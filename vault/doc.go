@@ -1,5 +1,6 @@
 // Package vault keeps a site's state in one bbolt file: the site record,
-// replication policies, protected items, recovery points and jobs.
+// replication policies, protected items, recovery points, jobs and
+// recovery plans (with the progress of each plan's latest run).
 //
 // Decisions:
 //   - The file is opened for one logical step at a time (Update or View) and

@@ -47,12 +47,25 @@ const (
 	StateFailoverInProgress = "FailoverInProgress"
 	StateFailedOver         = "FailedOver"
 	StateCommitted          = "Committed"
+	// Failback states: the recovered VM's disks are being synchronised
+	// back to the primary (Item.Failback says how far), the VM runs at
+	// the primary again and awaits failback commit, or the failback was
+	// committed and replication waits for asr reprotect.
+	StateFailbackInProgress = "FailbackInProgress"
+	StateFailedBack         = "FailedBack"
+	StateFailbackCommitted  = "FailbackCommitted"
 )
 
-// FailedOver reports a state in which the VM's workload has moved, or is
-// moving, to the recovery site: replication of it has stopped.
+// FailedOver reports a state in which the VM's workload has moved, is
+// moving, or is coming back: replication of it has stopped until
+// asr reprotect.
 func FailedOver(state string) bool {
-	return state == StateFailoverInProgress || state == StateFailedOver || state == StateCommitted
+	switch state {
+	case StateFailoverInProgress, StateFailedOver, StateCommitted,
+		StateFailbackInProgress, StateFailedBack, StateFailbackCommitted:
+		return true
+	}
+	return false
 }
 
 // Health values.
@@ -85,6 +98,9 @@ type Item struct {
 	// recovery site (asr vm set).
 	Failover *Failover `json:"failover,omitempty"`
 	Test     *Failover `json:"test,omitempty"`
+	// Failback is the failback in progress or done, after a committed
+	// failover.
+	Failback *Failback `json:"failback,omitempty"`
 	Machine  *Machine  `json:"machine,omitempty"`
 	// Retry state for recoverable failures.
 	Failures     int       `json:"failures,omitempty"`
@@ -115,6 +131,11 @@ type Disk struct {
 	// are being applied, so the map is being brought up to date.
 	MapDigest string `json:"map_digest,omitempty"`
 	MapPoint  string `json:"map_point,omitempty"`
+	// Seed, when set, is the file the initial copy reads instead of Path
+	// (SeedFormat its format): a reverse reprotect seeds each replica from
+	// the original disk at the primary, and a full resync follows.
+	Seed       string `json:"seed,omitempty"`
+	SeedFormat string `json:"seed_format,omitempty"`
 }
 
 // Resync is a resync's checkpoint: where each disk's compare stands.
@@ -175,6 +196,36 @@ type Failover struct {
 	MadeDir   bool      `json:"made_dir,omitempty"` // the failover created Dir
 }
 
+// Failback brings a committed failover home: the recovered VM's disks
+// are synchronised block by block to the original disks (or copied to
+// new ones in Alternate), first while the recovered VM runs, then after
+// it is shut down.
+type Failback struct {
+	// Alternate is the folder of new disks, <disk>.vhd, for a primary
+	// whose disks were lost; "" is the original disks.
+	Alternate string `json:"alternate,omitempty"`
+	// Moved: the commit made the alternate disks the protected ones.
+	Moved bool `json:"moved,omitempty"`
+	// Step is the next step to run: sync, shutdown, final, start, done.
+	Step    string    `json:"step"`
+	Started time.Time `json:"started"`
+	// Disks is each disk's sync checkpoint for the pass running; Sent
+	// adds up over both passes, FirstSent is the first pass's share.
+	Disks     []ResyncDisk `json:"disks"`
+	FirstSent int64        `json:"first_sent,omitempty"`
+	// Host says what the host driver did, for status.
+	Host string `json:"host,omitempty"`
+}
+
+// Sent is what the failback wrote to the primary's disks so far.
+func (f *Failback) Sent() int64 {
+	var n int64
+	for _, d := range f.Disks {
+		n += d.Sent
+	}
+	return n
+}
+
 // RecoveryDisk is one disk a failover makes.
 type RecoveryDisk struct {
 	Name string `json:"name"`
@@ -224,6 +275,10 @@ type Point struct {
 	// Sizes says, per disk name, the disk's size at the point, which an
 	// older point keeps after the disk grew.
 	Sizes map[string]int64 `json:"sizes,omitempty"`
+	// Site is the site that replicated the point: after a failback and
+	// reprotect, or a reverse reprotect, one history holds both
+	// directions.
+	Site string `json:"site,omitempty"`
 }
 
 // Link is one log in a disk's chain: its sequence number and ID.

@@ -46,7 +46,8 @@ var (
 	bItems    = []byte("items")
 	bPoints   = []byte("points")
 	bJobs     = []byte("jobs")
-	buckets   = [][]byte{bMeta, bPolicies, bItems, bPoints, bJobs}
+	bPlans    = []byte("plans")
+	buckets   = [][]byte{bMeta, bPolicies, bItems, bPoints, bJobs, bPlans}
 )
 
 // Vault is a site's state file. Each Update or View opens the file, runs one

@@ -69,6 +69,9 @@ type Point struct {
 	// Sizes says, per disk, its size at the point (an older point keeps
 	// its size after the disk grew).
 	Sizes map[string]int64 `json:"sizes,omitempty"`
+	// Site is the site that replicated the point, which says its
+	// direction once a VM has failed over and back.
+	Site string `json:"site,omitempty"`
 }
 
 // Link is one log in a disk's chain.
@@ -98,6 +101,10 @@ type Failover struct {
 	State string    `json:"state"`
 	Point string    `json:"point"`
 	Time  time.Time `json:"time"`
+	// Disks names, per disk, the file a failback wrote at the primary
+	// when it is not the protected one (an alternate location), so the
+	// primary's reprotect replicates from it.
+	Disks map[string]string `json:"disks,omitempty"`
 }
 
 // PointID is the ID of a point taken at t: it sorts by time.

@@ -278,12 +278,14 @@ func planOut(pl vault.Plan) planJSON {
 // planResultJSON is what plan failover and plan failback did in this run:
 // each step, with the VM's state after a failover or failback step.
 type planResultJSON struct {
-	Plan     string         `json:"plan"`
-	Kind     string         `json:"kind"`
-	Point    string         `json:"point"`
-	Resumed  bool           `json:"resumed"`
-	Finished bool           `json:"finished"`
-	Steps    []planStepJSON `json:"steps"`
+	Plan    string `json:"plan"`
+	Kind    string `json:"kind"`
+	Point   string `json:"point"`
+	Resumed bool   `json:"resumed"`
+	// Abandoned: an unfinished run of another kind given up for this one.
+	Abandoned string         `json:"abandoned,omitempty"`
+	Finished  bool           `json:"finished"`
+	Steps     []planStepJSON `json:"steps"`
 }
 
 type planStepJSON struct {
@@ -298,7 +300,7 @@ type planStepJSON struct {
 }
 
 func planResultOut(res failover.PlanResult) planResultJSON {
-	o := planResultJSON{Plan: res.Plan, Kind: res.Kind, Point: res.Point, Resumed: res.Resumed, Finished: res.Finished, Steps: []planStepJSON{}}
+	o := planResultJSON{Plan: res.Plan, Kind: res.Kind, Point: res.Point, Resumed: res.Resumed, Abandoned: res.Abandoned, Finished: res.Finished, Steps: []planStepJSON{}}
 	for _, st := range res.Steps {
 		j := planStepJSON{Group: st.Group, Step: st.Step, VM: st.VM, Command: st.Command, Note: st.Note}
 		if r := st.Result; r != nil {

@@ -274,6 +274,9 @@ func (g *globals) runPlan(c *cobra.Command, name, kind, point, dir string) error
 		g.say("%s", stepLine(st))
 	}
 	res, err := p.Run(c.Context(), name, kind, point, dir)
+	if res.Abandoned != "" {
+		g.say("plan %s: gave up %s", name, res.Abandoned)
+	}
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/asr-project/asr/replica"
 	"github.com/asr-project/asr/replica/catalog"
 	"github.com/asr-project/asr/replica/hook"
+	"github.com/asr-project/asr/replica/host"
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/vault"
 )
@@ -279,14 +280,7 @@ func RunCommand(plan, kind string) string {
 // expand fills a pre or post command's placeholders, each value one shell
 // word (quoted as the command host driver quotes).
 func expand(tmpl, plan string, group int, vm string) string {
-	return strings.NewReplacer("{vm}", shellQuote(vm), "{group}", fmt.Sprint(group), "{plan}", shellQuote(plan)).Replace(tmpl)
-}
-
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./:=@%+,-") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	return strings.NewReplacer("{vm}", host.Quote(vm), "{group}", fmt.Sprint(group), "{plan}", host.Quote(plan)).Replace(tmpl)
 }
 
 func (p *Plans) hook(ctx context.Context, cmd string, timeout time.Duration) error {

@@ -137,7 +137,8 @@ func TestExpandQuotes(t *testing.T) {
 	}
 }
 
-// A failed post command stops the plan; a run of another kind is refused;
+// A failed post command stops the plan; a run of another kind is refused
+// while a killed one is unfinished;
 // the rerun runs only the failed step, and the next run starts fresh.
 func TestPlanRunStopsAndResumes(t *testing.T) {
 	ctx := context.Background()
@@ -158,9 +159,27 @@ func TestPlanRunStopsAndResumes(t *testing.T) {
 	if got := h.take(); !slices.Equal(got, []string{"post 1", "pre 1 db", "pre 2 app", "pre 2 web"}) {
 		t.Fatalf("hooks %v", got)
 	}
+	// A run killed mid-step (no error recorded) must be finished before
+	// a run of another kind; one that stopped on a failed step could be
+	// given up for it.
+	setErr := func(e string) {
+		t.Helper()
+		if err := p.Vault.Update(func(tx *vault.Tx) error {
+			pl, err := tx.Plan("app")
+			if err != nil {
+				return err
+			}
+			pl.Run.Error = e
+			return tx.PutPlan(pl)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setErr("")
 	if _, err := p.Run(ctx, "app", KindTest, "", ""); !errors.Is(err, ErrState) || !strings.Contains(err.Error(), "asr plan failover app --unplanned") {
 		t.Fatalf("another kind while unfinished: %v", err)
 	}
+	setErr("post failed")
 	h.broken = false
 	res, err := p.Run(ctx, "app", KindUnplanned, "", "")
 	if err != nil || !res.Resumed || !res.Finished {

@@ -16,12 +16,15 @@ import (
 
 // PlanResult is what a run of a plan did in this call.
 type PlanResult struct {
-	Plan     string     `json:"plan"`
-	Kind     string     `json:"kind"`
-	Point    string     `json:"point,omitempty"`
-	Resumed  bool       `json:"resumed"`
-	Finished bool       `json:"finished"`
-	Steps    []PlanStep `json:"steps"`
+	Plan    string `json:"plan"`
+	Kind    string `json:"kind"`
+	Point   string `json:"point,omitempty"`
+	Resumed bool   `json:"resumed"`
+	// Abandoned names an unfinished run of another kind given up for
+	// this one.
+	Abandoned string     `json:"abandoned,omitempty"`
+	Finished  bool       `json:"finished"`
+	Steps     []PlanStep `json:"steps"`
 }
 
 // PlanStep is one step of a plan run done: a pre or post command (for
@@ -42,7 +45,7 @@ type PlanStep struct {
 // command, its VMs in parallel, its post command. Progress is saved after
 // every step, so a run that failed or was killed is resumed by the same
 // call: what is done is not done again. A run of another kind is refused
-// while one is unfinished.
+// while one is unfinished, unless that one stopped on a failed step.
 func (p *Plans) Run(ctx context.Context, name, kind, point, dir string) (PlanResult, error) {
 	res := PlanResult{Plan: name, Kind: kind, Steps: []PlanStep{}}
 	if err := replica.CheckName("plan", name); err != nil {
@@ -71,6 +74,13 @@ func (p *Plans) Run(ctx context.Context, name, kind, point, dir string) (PlanRes
 		return res, err
 	}
 	r := x.pl.Run
+	if r != nil && !r.Finished && r.Kind != kind && r.Error != "" {
+		// A run that stopped on a failed step may be given up for one of
+		// another kind (a failback of what it failed over); one that was
+		// killed mid-step must be finished first.
+		res.Abandoned = fmt.Sprintf("the unfinished %s run that stopped at group %d (%s)", r.Kind, NextGroup(x.pl), r.Error)
+		r = nil
+	}
 	if r != nil && !r.Finished {
 		again := RunCommand(name, r.Kind)
 		switch {

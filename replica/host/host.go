@@ -111,10 +111,10 @@ func (c command) run(ctx context.Context, tmpl string, vm VM) error {
 	}
 	disks := make([]string, len(vm.Disks))
 	for i, d := range vm.Disks {
-		disks[i] = quote(d)
+		disks[i] = Quote(d)
 	}
-	cmd := strings.NewReplacer("{vm}", quote(vm.Name), "{disks}", strings.Join(disks, " "),
-		"{dir}", quote(vm.Dir), "{network}", quote(vm.Network)).Replace(tmpl)
+	cmd := strings.NewReplacer("{vm}", Quote(vm.Name), "{disks}", strings.Join(disks, " "),
+		"{dir}", Quote(vm.Dir), "{network}", Quote(vm.Network)).Replace(tmpl)
 	if _, err := hook.Run(ctx, cmd, c.cfg.Timeout); err != nil {
 		return fmt.Errorf("command %q failed: %w", cmd, err)
 	}
@@ -123,9 +123,9 @@ func (c command) run(ctx context.Context, tmpl string, vm VM) error {
 
 var plain = regexp.MustCompile(`^[A-Za-z0-9_./:=@%+,-]*$`)
 
-// quote makes s one shell word; plain words stay as they are, so the
+// Quote makes s one shell word; plain words stay as they are, so the
 // commands asr runs read as the operator wrote them.
-func quote(s string) string {
+func Quote(s string) string {
 	if plain.MatchString(s) {
 		return s
 	}

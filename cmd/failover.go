@@ -31,7 +31,8 @@ The recovery disks are fixed VHDs in DIR/<vm> on a file target (DIR is --dir,
 else recovery.dir, else "recovery" beside the state file); on Azure they are
 page blobs recovery/<vm>/<disk> and DIR/<vm> gets an ARM template. The host
 driver (host.driver) starts the VM; without one asr says what to start.
-Then change-point switches to another point, and commit makes it final.
+Then change-point switches to another point, and commit makes it final;
+asr failback brings it home, asr reprotect protects it where it runs.
 Killed anywhere, the same command run again finishes the job.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {

@@ -20,7 +20,10 @@ func newPointsCmd(g *globals) *cobra.Command {
 		Use:   "points VM [--target URL]",
 		Short: "List a VM's recovery points",
 		Long: `List a VM's recovery points: from the state file at a primary, from the
-target at a recovery site, and from --target URL with no state file at all.`,
+target at a recovery site, and from --target URL with no state file at all.
+FROM is the site that replicated each point: after a failback and
+reprotect, or a reverse reprotect, one history holds both directions. A
+point of the other direction exports with --target naming its target.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			if err := checkVMs(args); err != nil {

@@ -1,8 +1,11 @@
 package cmd
 
 import (
+	"strings"
+
 	"github.com/spf13/cobra"
 
+	"github.com/asr-project/asr/failover"
 	"github.com/asr-project/asr/replica"
 )
 
@@ -29,6 +32,13 @@ written. Jobs are not on the target and start empty.`,
 			if err != nil {
 				return err
 			}
+			v, err := g.openVault()
+			if err != nil {
+				return err
+			}
+			if res.Plans, err = failover.RestorePlans(c.Context(), v, g.openTarget, targets, res.Site); err != nil {
+				return err
+			}
 			if g.json() {
 				return g.printJSON(res)
 			}
@@ -36,6 +46,9 @@ written. Jobs are not on the target and start empty.`,
 				g.say("damaged state file moved to %s", res.MovedAside)
 			}
 			g.say("state file %s rebuilt for site %s: %d VM(s), %d recovery point(s)", res.State, res.Site, len(res.VMs), res.Points)
+			if len(res.Plans) > 0 {
+				g.say("recovery plans: %s", strings.Join(res.Plans, ", "))
+			}
 			for _, vm := range res.Resync {
 				g.say("%s: the target did not record where its logs stood; it needs a resync", vm)
 			}

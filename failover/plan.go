@@ -291,3 +291,45 @@ func (p *Plans) hook(ctx context.Context, cmd string, timeout time.Duration) err
 	_, err := run(ctx, cmd, timeout)
 	return err
 }
+
+// RestorePlans brings back, into a rebuilt state file, the plans the
+// site wrote to its targets, each with the targets that hold it: asr
+// state rebuild's share of the plans.
+func RestorePlans(ctx context.Context, v *vault.Vault, open func(context.Context, string) (target.Target, error), urls []string, site string) ([]string, error) {
+	var names []string
+	for _, url := range urls {
+		t, err := open(ctx, url)
+		if err != nil {
+			return names, fmt.Errorf("open target %s: %w", url, errors.Join(replica.ErrTarget, err))
+		}
+		plans, err := catalog.Plans(ctx, t)
+		t.Close()
+		if err != nil {
+			return names, fmt.Errorf("list recovery plans on %s: %w", url, err)
+		}
+		err = v.Update(func(tx *vault.Tx) error {
+			for _, cp := range plans {
+				if cp.Site != site {
+					continue
+				}
+				pl, err := tx.Plan(cp.Name)
+				if err != nil {
+					pl = vault.Plan{Name: cp.Name, Timeout: cp.Timeout, Created: cp.Time}
+					for _, g := range cp.Groups {
+						pl.Groups = append(pl.Groups, vault.PlanGroup{VMs: g.VMs, Pre: g.Pre, Post: g.Post})
+					}
+					names = append(names, cp.Name)
+				}
+				pl.Targets = append(pl.Targets, url)
+				if err := tx.PutPlan(pl); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return names, err
+		}
+	}
+	return names, nil
+}

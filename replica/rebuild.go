@@ -23,6 +23,9 @@ type Rebuilt struct {
 	// Resync lists VMs whose log positions the targets did not record: they
 	// start in ResyncRequired.
 	Resync []string `json:"resync,omitempty"`
+	// Plans are the site's recovery plans found on the targets (the
+	// command line restores them; package failover owns plans).
+	Plans []string `json:"plans,omitempty"`
 }
 
 // Rebuild makes a new state file at path from what the targets hold: each

@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
 # Builds the guest that TestRealGuest (guest_test.go) boots under qemu: a
-# Debian cloud kernel and a busybox initramfs whose /init formats /dev/vda
-# and writes files of known checksums (asr.mode=write), or checks them
-# (asr.mode=check), then powers off; with asr.hold=1 it stays up, idle,
-# until qemu is stopped (TestFailoverGuest's planned failover shuts it
-# down through the host driver). Everything lands in CACHE_DIR, outside
-# the repository; what exists already is kept, so a second run downloads
-# nothing.
+# Debian cloud kernel and a busybox initramfs whose /init, by the kernel
+# parameter asr.mode, then powers off:
+#
+#   asr.mode=write   formats /dev/vda (ext2) and writes a.bin, b.bin and
+#                    dir/c.bin, their checksums in SHA256SUMS
+#   asr.mode=more    mounts that file system and writes d.bin and dir/e.bin
+#                    too, appending their checksums to SHA256SUMS (the
+#                    recovered VM's own writes, TestRoundTripGuest)
+#   asr.mode=check   mounts it read-only and checks every file in SHA256SUMS
+#
+# Each prints its files' checksums as ASR-SUM lines and ends with
+# ASR-GUEST-<MODE>-OK (or -FAIL). With asr.hold=1 it stays up, idle, until
+# qemu is stopped (TestFailoverGuest's planned failover shuts it down
+# through the host driver). Everything lands in CACHE_DIR, outside the
+# repository; what exists already is kept, so a second run downloads
+# nothing. The initramfs is named after a hash of its /init and modules,
+# so an edited /init gets a new one, and runs of different versions of
+# this script can share CACHE_DIR.
 #
 #   .ci/guest/build.sh [CACHE_DIR]   # default ${XDG_CACHE_HOME:-$HOME/.cache}/asr-guest
 #
@@ -16,7 +27,6 @@ set -euo pipefail
 cache=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/asr-guest}
 mkdir -p "$cache/debs"
 cache=$(cd "$cache" && pwd)
-self=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
 
 # The virtio drivers are modules in the cloud kernel (ext4, which also
 # mounts ext2, is built in); these are loaded by /init with their
@@ -60,11 +70,93 @@ if [ ! -x "$cache/busybox/bin/busybox" ]; then
 	dpkg -x "$(download busybox-static)" "$cache/busybox"
 fi
 
-# The initramfs, rebuilt when this script is newer than it.
-if [ ! -s "$cache/initramfs.cpio.gz" ] || [ "$self" -nt "$cache/initramfs.cpio.gz" ]; then
+init_script() { # the initramfs's /init
+	cat <<'INIT'
+#!/bin/sh
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+exec </dev/console >/dev/console 2>&1
+for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko || echo "init: insmod $m failed"; done
+mode= hold=
+for a in $(cat /proc/cmdline); do
+	case $a in
+	asr.mode=*) mode=${a#asr.mode=} ;;
+	asr.hold=1) hold=1 ;;
+	esac
+done
+i=0
+while [ ! -b /dev/vda ] && [ $i -lt 200 ]; do usleep 50000; i=$((i + 1)); done
+
+fail() { echo "init: $*"; echo "ASR-GUEST-$1-FAIL"; sync; poweroff -f; }
+files="a.bin b.bin dir/c.bin"
+more="d.bin dir/e.bin"
+
+case $mode in
+write)
+	[ -b /dev/vda ] || fail WRITE "no /dev/vda"
+	mke2fs -q /dev/vda >/dev/null || fail WRITE mke2fs
+	mount -t ext2 /dev/vda /mnt || fail WRITE mount
+	mkdir /mnt/dir
+	dd if=/dev/urandom of=/mnt/a.bin bs=1M count=4 2>/dev/null || fail WRITE dd
+	dd if=/dev/urandom of=/mnt/b.bin bs=4k count=777 2>/dev/null || fail WRITE dd
+	dd if=/dev/urandom of=/mnt/dir/c.bin bs=1M count=3 2>/dev/null || fail WRITE dd
+	(cd /mnt && sha256sum $files >SHA256SUMS) || fail WRITE sha256sum
+	sed 's/^/ASR-SUM /' /mnt/SHA256SUMS
+	sync
+	umount /mnt || fail WRITE umount
+	blockdev --flushbufs /dev/vda
+	echo ASR-GUEST-WRITE-OK
+	;;
+more)
+	[ -b /dev/vda ] || fail MORE "no /dev/vda"
+	mount -t ext2 /dev/vda /mnt || fail MORE mount
+	[ -s /mnt/SHA256SUMS ] || fail MORE "no SHA256SUMS: not a disk asr.mode=write made"
+	dd if=/dev/urandom of=/mnt/d.bin bs=1M count=2 2>/dev/null || fail MORE dd
+	dd if=/dev/urandom of=/mnt/dir/e.bin bs=1k count=300 2>/dev/null || fail MORE dd
+	sums=$(cd /mnt && sha256sum $more) || fail MORE sha256sum
+	echo "$sums" >>/mnt/SHA256SUMS || fail MORE SHA256SUMS
+	echo "$sums" | sed 's/^/ASR-SUM /'
+	sync
+	umount /mnt || fail MORE umount
+	blockdev --flushbufs /dev/vda
+	echo ASR-GUEST-MORE-OK
+	;;
+check)
+	[ -b /dev/vda ] || fail CHECK "no /dev/vda"
+	mount -t ext2 -o ro /dev/vda /mnt || fail CHECK mount
+	(cd /mnt && sha256sum $files) | sed 's/^/ASR-SUM /'
+	if (cd /mnt && sha256sum -c SHA256SUMS); then
+		echo ASR-GUEST-CHECK-OK
+	else
+		echo ASR-GUEST-CHECK-FAIL
+	fi
+	umount /mnt
+	;;
+*)
+	echo "init: asr.mode=write, asr.mode=more or asr.mode=check, not '$mode'"
+	;;
+esac
+sync
+if [ -n "$hold" ]; then
+	echo ASR-GUEST-HOLDING
+	while :; do sleep 1; done
+fi
+poweroff -f
+INIT
+}
+
+# The initramfs, named after a hash of its /init and modules: built once
+# per version, in a folder and a file of this run's own (another run may
+# be building the same one).
+key=$( (init_script; echo "$modules") | sha256sum | cut -c1-16)
+initrd=$cache/initramfs-$key.cpio.gz
+if [ ! -s "$initrd" ]; then
 	need cpio:cpio gzip:gzip
-	root=$cache/initramfs
+	root=$cache/initramfs.$$
 	rm -rf "$root"
+	trap 'rm -rf "$root" "$initrd.$$.tmp"' EXIT
 	mkdir -p "$root"/{bin,dev,proc,sys,mnt,lib/modules}
 	cp "$cache/busybox/bin/busybox" "$root/bin/busybox"
 	for a in $("$root/bin/busybox" --list); do
@@ -91,69 +183,12 @@ if [ ! -s "$cache/initramfs.cpio.gz" ] || [ "$self" -nt "$cache/initramfs.cpio.g
 	done
 	echo "$order" >"$root/lib/modules/order"
 
-	cat >"$root/init" <<'INIT'
-#!/bin/sh
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-exec </dev/console >/dev/console 2>&1
-for m in $(cat /lib/modules/order); do insmod /lib/modules/$m.ko || echo "init: insmod $m failed"; done
-mode= hold=
-for a in $(cat /proc/cmdline); do
-	case $a in
-	asr.mode=*) mode=${a#asr.mode=} ;;
-	asr.hold=1) hold=1 ;;
-	esac
-done
-i=0
-while [ ! -b /dev/vda ] && [ $i -lt 200 ]; do usleep 50000; i=$((i + 1)); done
-
-fail() { echo "init: $*"; echo "ASR-GUEST-$1-FAIL"; sync; poweroff -f; }
-files="a.bin b.bin dir/c.bin"
-
-case $mode in
-write)
-	[ -b /dev/vda ] || fail WRITE "no /dev/vda"
-	mke2fs -q /dev/vda >/dev/null || fail WRITE mke2fs
-	mount -t ext2 /dev/vda /mnt || fail WRITE mount
-	mkdir /mnt/dir
-	dd if=/dev/urandom of=/mnt/a.bin bs=1M count=4 2>/dev/null || fail WRITE dd
-	dd if=/dev/urandom of=/mnt/b.bin bs=4k count=777 2>/dev/null || fail WRITE dd
-	dd if=/dev/urandom of=/mnt/dir/c.bin bs=1M count=3 2>/dev/null || fail WRITE dd
-	(cd /mnt && sha256sum $files >SHA256SUMS) || fail WRITE sha256sum
-	sed 's/^/ASR-SUM /' /mnt/SHA256SUMS
-	sync
-	umount /mnt || fail WRITE umount
-	blockdev --flushbufs /dev/vda
-	echo ASR-GUEST-WRITE-OK
-	;;
-check)
-	[ -b /dev/vda ] || fail CHECK "no /dev/vda"
-	mount -t ext2 -o ro /dev/vda /mnt || fail CHECK mount
-	(cd /mnt && sha256sum $files) | sed 's/^/ASR-SUM /'
-	if (cd /mnt && sha256sum -c SHA256SUMS); then
-		echo ASR-GUEST-CHECK-OK
-	else
-		echo ASR-GUEST-CHECK-FAIL
-	fi
-	umount /mnt
-	;;
-*)
-	echo "init: asr.mode=write or asr.mode=check, not '$mode'"
-	;;
-esac
-sync
-if [ -n "$hold" ]; then
-	echo ASR-GUEST-HOLDING
-	while :; do sleep 1; done
-fi
-poweroff -f
-INIT
+	init_script >"$root/init"
 	chmod 755 "$root/init"
-	(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -9 >"$cache/initramfs.cpio.gz.tmp")
-	mv "$cache/initramfs.cpio.gz.tmp" "$cache/initramfs.cpio.gz"
+	(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -9 >"$initrd.$$.tmp")
+	mv "$initrd.$$.tmp" "$initrd"
+	rm -rf "$root"
 fi
 
 echo "KERNEL=$cache/vmlinuz"
-echo "INITRD=$cache/initramfs.cpio.gz"
+echo "INITRD=$initrd"

@@ -11,11 +11,14 @@
 //
 //	vms/<vm>/manifest.json        Manifest: the VM's disks, sizes, replica names,
 //	                              its site and policy at enable time
-//	vms/<vm>/points/<id>.json     Point: one recovery point; <id> sorts by time
+//	vms/<vm>/points/<id>.json     Point: one recovery point (and the site that made
+//	                              it); <id> sorts by time
 //	vms/<vm>/status.json          Status: the newest write the primary shipped or
 //	                              sealed, for the data-loss window of a failover
-//	vms/<vm>/failover.json        Failover: a failover in progress or done, so both
-//	                              sites see that the VM has moved
+//	vms/<vm>/failover.json        Failover: a failover or failback in progress or
+//	                              done, so both sites see where the VM runs (and,
+//	                              after a failback to new disks, which they are)
+//	plans/<name>.json             Plan: a recovery plan, for a recovery site to run
 //	vms/<vm>/maps/<disk>.<digest> the replica's checksum map, on a target that is
 //	                              not Local (replica/rmap.go)
 //

@@ -212,6 +212,7 @@ done
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "shutdown web ") || lines[1] != "start web "+src {
 		t.Fatalf("the host driver ran, in the failback:\n%s\nwant a shutdown of web, then start web %s", logged, src)
 	}
+	t.Logf("the host driver ran, in the failback:\n%s", logged)
 	back := filepath.Join(rec, "web", "os.vhd")
 	if azure {
 		back = filepath.Join(dir, "recovered.after")

@@ -9,15 +9,17 @@
 #                    too, appending their checksums to SHA256SUMS (the
 #                    recovered VM's own writes, TestRoundTripGuest)
 #   asr.mode=check   mounts it read-only and checks every file in SHA256SUMS
+#                    (sha256sum -c: a line "FILE: OK" each)
 #
-# Each prints its files' checksums as ASR-SUM lines and ends with
+# Each prints the checksums of its files (check: of the three write made)
+# as ASR-SUM lines and ends with
 # ASR-GUEST-<MODE>-OK (or -FAIL). With asr.hold=1 it stays up, idle, until
 # qemu is stopped (TestFailoverGuest's planned failover shuts it down
 # through the host driver). Everything lands in CACHE_DIR, outside the
 # repository; what exists already is kept, so a second run downloads
-# nothing. The initramfs is named after a hash of its /init and modules,
-# so an edited /init gets a new one, and runs of different versions of
-# this script can share CACHE_DIR.
+# nothing. The initramfs is named after a hash of its /init, modules,
+# kernel and busybox, so an edited /init gets a new one, and runs of
+# different versions of this script can share CACHE_DIR.
 #
 #   .ci/guest/build.sh [CACHE_DIR]   # default ${XDG_CACHE_HOME:-$HOME/.cache}/asr-guest
 #
@@ -147,10 +149,11 @@ poweroff -f
 INIT
 }
 
-# The initramfs, named after a hash of its /init and modules: built once
-# per version, in a folder and a file of this run's own (another run may
-# be building the same one).
-key=$( (init_script; echo "$modules") | sha256sum | cut -c1-16)
+# The initramfs, named after a hash of its /init, its modules and the
+# kernel and busybox it is made of (a kernel fetched anew needs its own
+# modules): built once per version, in a folder and a file of this run's
+# own (another run may be building the same one).
+key=$( (init_script; echo "$modules"; ls "$cache"/kernel/lib/modules; sha256sum <"$cache/busybox/bin/busybox") | sha256sum | cut -c1-16)
 initrd=$cache/initramfs-$key.cpio.gz
 if [ ! -s "$initrd" ]; then
 	need cpio:cpio gzip:gzip

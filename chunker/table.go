@@ -60,6 +60,9 @@ func (t *Table) BlockLen(i int) int {
 	return int(min(int64(t.BlockSize), t.Size-int64(i)*int64(t.BlockSize)))
 }
 
+// Zero reports whether block i is recorded as all zeros.
+func (t *Table) Zero(i int) bool { return t.zero[i/64]&(1<<(uint(i)%64)) != 0 }
+
 // Set records data, which must be block i's whole content, as block i.
 func (t *Table) Set(i int, data []byte) {
 	hs := hashSize(t.Hash)
@@ -76,7 +79,7 @@ func (t *Table) Set(i int, data []byte) {
 // equals what the table records for block i (zeros compared exactly).
 func (t *Table) Same(i int, data []byte) bool {
 	z := isZero(data)
-	if tz := t.zero[i/64]&(1<<(uint(i)%64)) != 0; z || tz {
+	if tz := t.Zero(i); z || tz {
 		return z && tz
 	}
 	hs := hashSize(t.Hash)

@@ -82,7 +82,9 @@
 // (replica.SyncBlocks) run the other way: a first pass while the
 // recovered VM runs, a final pass after the host driver shut it down,
 // both sending only the 64 KiB blocks that differ, checkpointed per batch
-// in Item.Failback. The recovered disks are never written, so a failback
+// in Item.Failback. The first pass keeps a checksum map of the primary's
+// disks beside the state file, so the final pass, the VM's downtime,
+// reads only the recovered disks. The recovered disks are never written, so a failback
 // stopped anywhere leaves the recovered VM able to run, and the rerun goes
 // on. Failback commit removes what the failover made at the recovery
 // site, as cleanup does for a test, and records FailbackCommitted on the

@@ -95,7 +95,7 @@ func Export(ctx context.Context, t target.Target, vm, point, dir string, opt Exp
 }
 
 func planExport(ctx context.Context, t target.Target, m catalog.Manifest, point, dir string, opt ExportOptions) ([]exportFile, error) {
-	if err := checkDir(dir); err != nil {
+	if err := checkDir(dir, "--dir"); err != nil {
 		return nil, err
 	}
 	var files []exportFile
@@ -134,17 +134,22 @@ func planExport(ctx context.Context, t target.Target, m catalog.Manifest, point,
 	return files, nil
 }
 
-// checkDir makes sure dir is a folder asr can create files in.
-func checkDir(dir string) error {
+// checkDir makes sure dir, given by flag (--dir, --alternate-location),
+// is a folder asr can create files in.
+func checkDir(dir, flag string) error {
+	what := "export folder"
+	if flag != "--dir" {
+		what = flag
+	}
 	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
-		return fmt.Errorf("export folder %s is not a folder; give --dir a folder: %w", dir, replica.ErrLocal)
+		return fmt.Errorf("%s %s is not a folder; give %s a folder: %w", what, dir, flag, replica.ErrLocal)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("export folder %s can't be created: %w", dir, errors.Join(replica.ErrLocal, err))
+		return fmt.Errorf("%s %s can't be created: %w", what, dir, errors.Join(replica.ErrLocal, err))
 	}
 	probe, err := os.CreateTemp(dir, ".asr-probe-*")
 	if err != nil {
-		return fmt.Errorf("export folder %s is not writable: %w", dir, errors.Join(replica.ErrLocal, err))
+		return fmt.Errorf("%s %s is not writable: %w", what, dir, errors.Join(replica.ErrLocal, err))
 	}
 	probe.Close()
 	return os.Remove(probe.Name())

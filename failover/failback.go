@@ -31,9 +31,13 @@ type FailbackResult struct {
 	// Compared, Sent: bytes of the last pass compared, and bytes written
 	// to the primary's disks over both passes; FinalSent is the final
 	// pass's share, written while the VM was down.
-	Compared  int64    `json:"compared_bytes"`
-	Sent      int64    `json:"sent_bytes"`
-	FinalSent int64    `json:"final_sent_bytes"`
+	Compared  int64 `json:"compared_bytes"`
+	Sent      int64 `json:"sent_bytes"`
+	FinalSent int64 `json:"final_sent_bytes"`
+	// FinalRead is what the final pass read of the primary's disks: only
+	// blocks a killed run may have sent, when the first pass's checksum
+	// map is at hand.
+	FinalRead int64    `json:"final_read_bytes"`
 	Host      string   `json:"host,omitempty"`
 	Removed   []string `json:"removed,omitempty"`
 	Notes     []string `json:"notes,omitempty"`
@@ -92,7 +96,7 @@ func (s *session) newFailback(ctx context.Context, alternate string) (*vault.Fai
 		if err != nil {
 			return nil, fmt.Errorf("alternate location %s: %w", alternate, errors.Join(replica.ErrLocal, err))
 		}
-		if err := checkDir(abs); err != nil {
+		if err := checkDir(abs, "--alternate-location"); err != nil {
 			return nil, err
 		}
 		fb.Alternate = abs
@@ -174,6 +178,10 @@ func (s *session) runFailback(ctx context.Context) error {
 			return err
 		}
 	}
+	for _, d := range s.it.Disks {
+		os.Remove(s.mapPath(d)) // the final pass is done: the maps are spent
+	}
+	os.Remove(s.r.Engine.Vault.Path() + ".failback")
 	if fb.Step == stepStart {
 		if err := s.startHome(ctx, fb); err != nil {
 			return err
@@ -306,9 +314,11 @@ func (s *session) failbackResult() FailbackResult {
 		res.Compared += d.Compared
 	}
 	res.Sent = fb.Sent()
-	res.FinalSent = res.Sent - fb.FirstSent
-	if fb.Step == stepSync || fb.Step == stepShutdown {
-		res.FinalSent = 0
+	if fb.Step != stepSync && fb.Step != stepShutdown {
+		res.FinalSent = res.Sent - fb.FirstSent
+		for _, d := range fb.Disks {
+			res.FinalRead += d.Read
+		}
 	}
 	return res
 }

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 
+	"github.com/asr-project/asr/chunker"
 	"github.com/asr-project/asr/replica"
 	"github.com/asr-project/asr/replica/tracker"
 	"github.com/asr-project/asr/replica/vhd"
@@ -38,6 +40,7 @@ func (s *session) syncDisk(ctx context.Context, fb *vault.Failback, d vault.Disk
 	rec := s.it.Failover.Disks[slices.IndexFunc(s.it.Failover.Disks, func(r vault.RecoveryDisk) bool { return r.Name == d.Name })]
 	var src io.ReaderAt
 	var ranges []vhd.Extent
+	var inRanges func(int) bool // the recovered disk's allocated blocks
 	if s.t.Local() {
 		f, err := vhd.Open(rec.Path)
 		if err != nil {
@@ -70,21 +73,113 @@ func (s *session) syncDisk(ctx context.Context, fb *vault.Failback, d vault.Disk
 		return refuse("disk %s is in use (%v): stop the VM or asr track that holds it at the primary, then run %s again", dst.Path(), err, again(s.it.VM, fb))
 	}
 	defer lock.Close()
-	have, err := dst.Extents()
-	if err != nil {
-		return fmt.Errorf("disk %s: %w", dst.Path(), err)
+	sync := replica.Sync{Src: src, SrcName: "recovered disk " + rec.Path, Size: d.Size,
+		Sink: replica.FileSink(dst), SinkDesc: "disk " + dst.Path(), Save: s.save,
+		Progress: func(done, total int64) {
+			if s.r.Progress != nil {
+				s.r.Progress(d.Name, done, total)
+			}
+		}}
+	if err := s.failbackMap(fb, d, rd, &sync); err != nil {
+		return err
 	}
-	want := blocksIn(append(ranges, have...))
-	progress := func(done, total int64) {
-		if s.r.Progress != nil {
-			s.r.Progress(d.Name, done, total)
+	if sync.ByMap {
+		// The sink is known from the map: a block the recovered disk has
+		// not allocated and the map holds as zeros is equal.
+		sync.Want = func(i int) bool { return inRanges(i) || !sync.Map.Zero(i) }
+	} else {
+		have, err := dst.Extents()
+		if err != nil {
+			return fmt.Errorf("disk %s: %w", dst.Path(), err)
 		}
+		ranges = append(ranges, have...)
 	}
-	err = replica.SyncBlocks(ctx, src, "recovered disk "+rec.Path, d.Size, replica.FileSink(dst), "disk "+dst.Path(), rd, want, s.save, progress)
-	if err != nil {
+	inRanges = blocksIn(ranges)
+	if !sync.ByMap {
+		sync.Want = inRanges
+	}
+	if err := replica.SyncBlocks(ctx, sync, rd); err != nil {
 		return fmt.Errorf("fail back disk %s: %w; run %s again to go on", d.Name, err, again(s.it.VM, fb))
 	}
 	return nil
+}
+
+// failbackMap gives a pass the primary disk's checksum map, kept beside
+// the state file from the first pass on: the first pass builds it from
+// every block it compares, so the final pass, run while the recovered VM
+// is down, reads only the recovered disk. A first pass resumed without
+// its map marks the disk to be read back instead (ReadReplica).
+func (s *session) failbackMap(fb *vault.Failback, d vault.Disk, rd *vault.ResyncDisk, sync *replica.Sync) error {
+	path := s.mapPath(d)
+	sync.SaveMap = func(t *chunker.Table) error { return saveMap(path, t) }
+	var tab *chunker.Table
+	var err error
+	switch {
+	case fb.Step == stepSync && rd.Next == 0:
+		tab, err = chunker.NewTable(d.Size, replica.BlockSize)
+		rd.ReadReplica = false
+	case !rd.ReadReplica:
+		if tab, err = loadMap(path, d.Size); err != nil {
+			tab, err = nil, nil
+			rd.ReadReplica = true
+		}
+	}
+	if err != nil {
+		return err
+	}
+	sync.Map, sync.ByMap = tab, tab != nil && fb.Step == stepFinal
+	return nil
+}
+
+// mapPath is where a failback keeps disk d's map.
+func (s *session) mapPath(d vault.Disk) string {
+	return filepath.Join(s.r.Engine.Vault.Path()+".failback", s.it.VM+"."+d.Name+".map")
+}
+
+func saveMap(path string, t *chunker.Table) error {
+	b, err := t.Map().MarshalBinary()
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(path), 0o700)
+	}
+	if err == nil {
+		err = writeSynced(path, b)
+	}
+	if err != nil {
+		return fmt.Errorf("failback map %s: %w", path, errors.Join(replica.ErrLocal, err))
+	}
+	return nil
+}
+
+// writeSynced replaces path with b whole: a reader, or a kill, sees the
+// old file or the new one.
+func writeSynced(path string, b []byte) error {
+	f, err := os.Create(path + ".tmp")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if err = errors.Join(err, f.Close()); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
+}
+
+func loadMap(path string, size int64) (*chunker.Table, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := chunker.Unmarshal(b)
+	if err != nil {
+		return nil, err
+	}
+	if m.Size != size || m.BlockSize != replica.BlockSize {
+		return nil, fmt.Errorf("failback map %s is for %d bytes in %d-byte blocks", path, m.Size, m.BlockSize)
+	}
+	return m.Table()
 }
 
 // openHomeDisk opens the disk a failback writes: the original, or a

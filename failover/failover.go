@@ -199,7 +199,7 @@ func (s *session) newFailover(ctx context.Context, kind, dir string) (*vault.Fai
 		}
 		f.Disks = append(f.Disks, rd)
 	}
-	if err := checkDir(abs); err != nil {
+	if err := checkDir(abs, "--dir"); err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(f.Dir); errors.Is(err, os.ErrNotExist) {

@@ -276,28 +276,57 @@ func (c *comparer) send(ctx context.Context, idx, diff []int) error {
 	return err
 }
 
-// SyncBlocks makes sink equal src over [0, size) in the resync's blocks
-// (64 KiB), from the checkpoint in rd: the blocks want selects (nil: all)
-// are read on both sides and only those that differ are written. After
-// each batch of up to 64 MiB the sink is synced and save records rd, so
-// a killed sync goes on from rd where it stopped; rd.Sent counts the
-// bytes written. It is the resync's engine run for a failback: from the
-// recovered disks back to the original ones.
-func SyncBlocks(ctx context.Context, src io.ReaderAt, srcName string, size int64, sink Sink, sinkDesc string, rd *vault.ResyncDisk, want func(int) bool, save func() error, progress func(done, total int64)) error {
-	c := newComparer(src, size, srcName, sink, sinkDesc, rd)
-	c.save = save
-	if progress != nil {
-		c.progress = progress
+// Sync is one disk's block sync: what SyncBlocks makes equal, and how.
+type Sync struct {
+	Src      io.ReaderAt
+	SrcName  string
+	Size     int64 // bytes compared; the source reads as zeros past its end
+	Sink     Sink
+	SinkDesc string
+	// Want selects the blocks to compare (nil: all).
+	Want func(int) bool
+	// Map, when not nil, is the sink's checksum map, kept up to date from
+	// every block compared; ByMap compares with it instead of reading the
+	// sink, so only the source is read. SaveMap stores it at each
+	// checkpoint, before the checkpoint itself is saved.
+	Map     *chunker.Table
+	ByMap   bool
+	SaveMap func(*chunker.Table) error
+	// Save records rd durably; Progress hears done of total bytes.
+	Save     func() error
+	Progress func(done, total int64)
+}
+
+// SyncBlocks makes s.Sink equal s.Src over [0, s.Size) in the resync's
+// blocks (64 KiB), from the checkpoint in rd: the blocks s.Want selects
+// are compared and only those that differ are written. After each batch
+// of up to 64 MiB the sink is synced and rd saved, so a killed sync goes
+// on from rd where it stopped and counts no block twice (rd.Sent counts
+// the bytes written; blocks a map-compared run may have sent when it was
+// killed, rd.Sending, are read back). It is the resync's engine run for a
+// failback: from the recovered disks back to the original ones.
+func SyncBlocks(ctx context.Context, s Sync, rd *vault.ResyncDisk) error {
+	c := newComparer(s.Src, s.Size, s.SrcName, s.Sink, s.SinkDesc, rd)
+	c.save, c.tab, c.byMap = s.Save, s.Map, s.ByMap && s.Map != nil
+	if s.Progress != nil {
+		c.progress = s.Progress
 	}
+	want := s.Want
 	if want == nil {
 		want = func(int) bool { return true }
 	}
-	return c.run(ctx, size, want, 0, func(done bool) error {
-		if err := sink.Sync(ctx); err != nil {
-			return fmt.Errorf("sync %s: %w", sinkDesc, err)
+	return c.run(ctx, s.Size, want, 0, func(done bool) error {
+		if err := s.Sink.Sync(ctx); err != nil {
+			return fmt.Errorf("sync %s: %w", s.SinkDesc, err)
+		}
+		if c.tab != nil && s.SaveMap != nil {
+			if err := s.SaveMap(c.tab); err != nil {
+				return err
+			}
+			rd.Sending = nil
 		}
 		rd.Done, rd.ComparedAtNext = done, rd.Compared
-		return save()
+		return s.Save()
 	})
 }
 

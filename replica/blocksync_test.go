@@ -65,14 +65,14 @@ func TestSyncBlocks(t *testing.T) {
 		return nil
 	}
 	ctx := context.Background()
-	if err := SyncBlocks(ctx, s, "src", size, FileSink(d), "dst", rd, nil, save, nil); !errors.Is(err, killed) {
+	if err := SyncBlocks(ctx, Sync{Src: s, SrcName: "src", Size: size, Sink: FileSink(d), SinkDesc: "dst", Save: save}, rd); !errors.Is(err, killed) {
 		t.Fatalf("first run: %v, want the save's error", err)
 	}
 	rd = &saved
 	if rd.Sent != changed || rd.Done || rd.Next != 0 {
 		t.Fatalf("after the first run: sent %d, next %d, done %v; want %d sent, at 0, not done", rd.Sent, rd.Next, rd.Done, changed)
 	}
-	if err := SyncBlocks(ctx, s, "src", size, FileSink(d), "dst", rd, nil, func() error { return nil }, nil); err != nil {
+	if err := SyncBlocks(ctx, Sync{Src: s, SrcName: "src", Size: size, Sink: FileSink(d), SinkDesc: "dst", Save: func() error { return nil }}, rd); err != nil {
 		t.Fatal(err)
 	}
 	if rd.Sent != changed || !rd.Done || rd.Compared != 49*BlockSize {

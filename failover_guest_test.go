@@ -105,26 +105,7 @@ func failoverDrill(t *testing.T, kit guestKit, dir, targetURL string) {
 	lap("protected; guest wrote its files and holds: qemu " + guestQuote(args))
 
 	// 2. The command host driver.
-	hostLog := filepath.Join(dir, "host.log")
-	shutdown := filepath.Join(dir, "shutdown.sh")
-	script := fmt.Sprintf(`# shutdown VM DISKS...: log the arguments, stop the guest's qemu, wait
-# until it has exited (a zombie has: the test reaps it).
-echo "shutdown $*" >>%[1]s
-pid=$(cat %[2]s) || exit 1
-kill -TERM "$pid" || exit 1
-i=0
-while [ -e /proc/$pid ] && ! grep -q ') Z ' /proc/$pid/stat 2>/dev/null; do
-	i=$((i + 1))
-	if [ $i -ge 300 ]; then echo "qemu (pid $pid) still runs 30 s after SIGTERM" >&2; exit 1; fi
-	sleep 0.1
-done
-`, hostLog, pidFile)
-	if err := os.WriteFile(shutdown, []byte(script), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("ASR_HOST_DRIVER", "command")
-	t.Setenv("ASR_HOST_SHUTDOWN", "sh "+shutdown+" {vm} {disks}")
-	t.Setenv("ASR_HOST_START", "echo start {vm} {dir} {disks} >>"+hostLog)
+	hostLog := commandHost(t, dir, pidFile, "{vm} {dir} {disks}")
 
 	// 3. The planned failover, guest and tracker running.
 	rec := filepath.Join(dir, "rec")
@@ -301,4 +282,33 @@ func readDisk(ctx context.Context, t *testing.T, targetURL, disk, dst string) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// commandHost makes the command host driver the test's: its shutdown (a
+// script in dir) logs its arguments to the returned log, stops the qemu
+// whose pid is in pidFile and waits until it has exited; its start only
+// logs "start" and the placeholders args names.
+func commandHost(t *testing.T, dir, pidFile, args string) string {
+	t.Helper()
+	hostLog := filepath.Join(dir, "host.log")
+	shutdown := filepath.Join(dir, "shutdown.sh")
+	script := fmt.Sprintf(`# shutdown VM DISKS...: log the arguments, stop the guest's qemu, wait
+# until it has exited (a zombie has: the test reaps it).
+echo "shutdown $*" >>%[1]s
+pid=$(cat %[2]s) || exit 1
+kill -TERM "$pid" || exit 1
+i=0
+while [ -e /proc/$pid ] && ! grep -q ') Z ' /proc/$pid/stat 2>/dev/null; do
+	i=$((i + 1))
+	if [ $i -ge 300 ]; then echo "qemu (pid $pid) still runs 30 s after SIGTERM" >&2; exit 1; fi
+	sleep 0.1
+done
+`, hostLog, pidFile)
+	if err := os.WriteFile(shutdown, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("ASR_HOST_DRIVER", "command")
+	t.Setenv("ASR_HOST_SHUTDOWN", "sh "+shutdown+" {vm} {disks}")
+	t.Setenv("ASR_HOST_START", "echo start "+args+" >>"+hostLog)
+	return hostLog
 }

@@ -122,26 +122,7 @@ func roundTrip(t *testing.T, kit guestKit, dir, targetURL string) {
 	lap("protected; the guest wrote its files and holds; replicated")
 
 	// 2. Planned failover through the command host driver, commit.
-	hostLog := filepath.Join(dir, "host.log")
-	shutdown := filepath.Join(dir, "shutdown.sh")
-	script := fmt.Sprintf(`# shutdown VM DISKS...: log the arguments, stop the guest's qemu, wait
-# until it has exited (a zombie has: the test reaps it).
-echo "shutdown $*" >>%[1]s
-pid=$(cat %[2]s) || exit 1
-kill -TERM "$pid" || exit 1
-i=0
-while [ -e /proc/$pid ] && ! grep -q ') Z ' /proc/$pid/stat 2>/dev/null; do
-	i=$((i + 1))
-	if [ $i -ge 300 ]; then echo "qemu (pid $pid) still runs 30 s after SIGTERM" >&2; exit 1; fi
-	sleep 0.1
-done
-`, hostLog, pidFile)
-	if err := os.WriteFile(shutdown, []byte(script), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("ASR_HOST_DRIVER", "command")
-	t.Setenv("ASR_HOST_SHUTDOWN", "sh "+shutdown+" {vm} {disks}")
-	t.Setenv("ASR_HOST_START", "echo start {vm} {disks} >>"+hostLog)
+	commandHost(t, dir, pidFile, "{vm} {disks}")
 	rec := filepath.Join(dir, "rec")
 	if out := asr("failover", "web", "--planned", "--dir", rec); !strings.Contains(out, "web: FailedOver; point ") {
 		t.Fatalf("asr failover web --planned printed no %q:\n%s", "web: FailedOver; point ", out)

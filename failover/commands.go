@@ -87,7 +87,9 @@ func (r *Runner) Planned(ctx context.Context, vm, dir string) (Result, error) {
 		return Result{}, err
 	}
 	defer s.close()
-	if s.site.Role == vault.RoleRecovery {
+	// A recovery site runs it only for a VM it replicates itself (after a
+	// reverse reprotect): the way such a VM goes home.
+	if s.site.Role == vault.RoleRecovery && s.it.Target == s.site.Target {
 		return s.result(nil), refuse("this is the recovery site %s: a planned failover runs at the primary, which can shut VM %s down and ship its last writes; run it there, or asr failover %s --unplanned here", s.site.Name, vm, vm)
 	}
 	switch s.it.State {

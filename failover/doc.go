@@ -43,7 +43,8 @@
 // # Where things run
 //
 // A planned failover runs at the primary: only it can shut the VM down
-// and ship its last writes. With no host driver it goes on only when no
+// and ship its last writes (a recovery site that replicates a VM itself,
+// after a reverse reprotect, is that VM's primary). With no host driver it goes on only when no
 // asr track serves the VM (nothing can write through asr then); it
 // refuses otherwise. Unplanned and test failovers run at either site.
 // Commit runs at the site that failed over. The other site learns of a

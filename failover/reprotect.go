@@ -63,7 +63,7 @@ func (r *Runner) reverseRequest(ctx context.Context, vm, url string) (replica.Re
 	it := s.it
 	switch {
 	case it.State == vault.StateCommitted:
-	case strings.HasPrefix(it.HealthReason, "reverse reprotect") && (it.State == vault.StateInitialReplication || it.State == vault.StateResyncRequired || it.State == vault.StateResyncing):
+	case strings.Contains(it.HealthReason, replica.ReverseReason) && (it.State == vault.StateInitialReplication || it.State == vault.StateResyncRequired || it.State == vault.StateResyncing):
 		if url != "" && url != it.Target {
 			return replica.Reverse{}, refuse("VM %s is being reprotected to %s; run asr reprotect %s without --target to finish it", vm, it.Target, vm)
 		}
@@ -109,7 +109,8 @@ func (r *Runner) toResync(ctx context.Context, vm string) error {
 		return refuse("this is the recovery site %s: reprotect after a failback runs at the primary, which replicates VM %s from its own disks", s.site.Name, vm)
 	case s.it.State == vault.StateFailbackCommitted:
 	case s.it.State == vault.StateResyncing || s.it.State == vault.StateResyncRequired:
-		if s.it.HealthReason != reprotectReason && !home {
+		// A resync under way says "resyncing: " before its reason.
+		if !strings.Contains(s.it.HealthReason, reprotectReason) && !home {
 			return refuse("VM %s is %s (%s): nothing to reprotect; run asr resync %s", vm, s.it.State, s.it.HealthReason, vm)
 		}
 	case home:

@@ -11,6 +11,10 @@ import (
 	"github.com/asr-project/asr/vault"
 )
 
+// ReverseReason begins the health reason of an item a reverse reprotect
+// is seeding, which a rerun of it recognises.
+const ReverseReason = "reverse reprotect"
+
 // Reverse asks for a failed-over VM to be protected in the other
 // direction: its recovered disks, at this site, to a target at the
 // primary, each replica seeded from the original disk there.
@@ -58,7 +62,7 @@ func (e *Engine) ReverseProtect(ctx context.Context, req Reverse) (Result, error
 		d.Seed, d.SeedFormat = o.Path, o.Format
 	}
 	it.Machine = old.Machine
-	it.HealthReason = "reverse reprotect: seeding the replicas from the original disks"
+	it.HealthReason = ReverseReason + ": seeding the replicas from the original disks"
 	t, err := e.openTarget(ctx, req.Target)
 	if err != nil {
 		return Result{VM: req.VM}, err
@@ -136,7 +140,7 @@ func (e *Engine) seeded(ctx context.Context, site string, it *vault.Item, j *job
 		it.Disks[i].Seed, it.Disks[i].SeedFormat = "", ""
 	}
 	it.State, it.Health = vault.StateResyncRequired, vault.HealthWarning
-	it.HealthReason = "reverse reprotect: replicas seeded from the original disks; every block is compared"
+	it.HealthReason = ReverseReason + ": replicas seeded from the original disks; every block is compared"
 	if err := e.saveItem(it); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/asr-project/asr/replica"
@@ -229,7 +230,7 @@ func (s *session) startHome(ctx context.Context, fb *vault.Failback) error {
 	err := s.h.Start(ctx, vm, false)
 	switch {
 	case errors.Is(err, host.ErrUnsupported):
-		fb.Host = fmt.Sprintf("VM not started (no host driver configured): start %s at the primary from %v", vm.Name, vm.Disks)
+		fb.Host = fmt.Sprintf("VM not started (no host driver configured): start %s at the primary from %s", vm.Name, strings.Join(vm.Disks, " "))
 	case err != nil:
 		return fmt.Errorf("start %s at the primary: %v; its disks are ready: fix the host and run asr failback %s again: %w", vm.Name, err, s.it.VM, replica.ErrTarget)
 	default:
@@ -275,8 +276,7 @@ func (r *Runner) CommitFailback(ctx context.Context, vm string) (FailbackResult,
 		fb.Alternate, fb.Moved = "", true
 	}
 	err = s.publishFailback(ctx, vault.StateFailbackCommitted)
-	res := s.failbackResult()
-	res.Removed, res.Notes = rm.Removed, rm.Notes
+	res := FailbackResult{VM: vm, State: s.it.State, Point: s.it.Failover.Point, Disks: s.homeDisks(fb), Removed: rm.Removed, Notes: rm.Notes}
 	return res, err
 }
 

@@ -40,6 +40,7 @@ func Execute() int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	defer startProfile(os.Args[1:])()
 	return Run(ctx, SystemIO(), os.Args[1:])
 }
 

@@ -273,7 +273,6 @@ func (r *Runner) CommitFailback(ctx context.Context, vm string) (FailbackResult,
 			d := &s.it.Disks[i]
 			d.Path, d.Format = homePath(fb, *d), string(vhd.TypeFixed)
 		}
-		fb.Alternate, fb.Moved = "", true
 	}
 	err = s.publishFailback(ctx, vault.StateFailbackCommitted)
 	res := FailbackResult{VM: vm, State: s.it.State, Point: s.it.Failover.Point, Disks: s.homeDisks(fb), Removed: rm.Removed, Notes: rm.Notes}
@@ -285,12 +284,10 @@ func (r *Runner) CommitFailback(ctx context.Context, vm string) (FailbackResult,
 func (s *session) publishFailback(ctx context.Context, state string) error {
 	f, fb := s.it.Failover, s.it.Failback
 	rec := catalog.Failover{VM: s.it.VM, Kind: f.Kind, Site: s.site.Name, State: state, Point: f.Point, Time: f.Started}
-	for _, d := range s.it.Disks {
-		if p := homePath(fb, d); p != d.Path || fb.Moved {
-			if rec.Disks == nil {
-				rec.Disks = map[string]string{}
-			}
-			rec.Disks[d.Name] = p
+	if fb.Alternate != "" {
+		rec.Disks = map[string]string{}
+		for _, d := range s.it.Disks {
+			rec.Disks[d.Name] = homePath(fb, d)
 		}
 	}
 	if err := catalog.PutFailover(ctx, s.t, rec); err != nil {

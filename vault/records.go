@@ -202,10 +202,9 @@ type Failover struct {
 // it is shut down.
 type Failback struct {
 	// Alternate is the folder of new disks, <disk>.vhd, for a primary
-	// whose disks were lost; "" is the original disks.
+	// whose disks were lost ("" is the original disks); the commit makes
+	// them the protected disks.
 	Alternate string `json:"alternate,omitempty"`
-	// Moved: the commit made the alternate disks the protected ones.
-	Moved bool `json:"moved,omitempty"`
 	// Step is the next step to run: sync, shutdown, final, start, done.
 	Step    string    `json:"step"`
 	Started time.Time `json:"started"`

@@ -14,10 +14,16 @@ func newReplicateCmd(g *globals) *cobra.Command {
 		Long: `Replicate every protected VM whose copy frequency has elapsed (or the VMs
 named): rotate their logs, apply them to the replica, snapshot, record the
 recovery point, prune old points and delete the shipped logs. Interrupted
-at any step, the next run finishes the job. Run it every minute, from
-cron or from dist/systemd/asr-replicate.timer:
+at any step, the next run finishes the job. Run it every 30 seconds (the
+shortest copy frequency), from dist/systemd/asr-replicate.timer or cron:
 
   * * * * * asr replicate --quiet
+  * * * * * sleep 30; asr replicate --quiet
+
+A point is due once nine tenths of its policy's frequency have passed, so
+a run a moment early still makes it. A cycle that outlasts the frequency
+rotates the logs again on time while it applies, and makes that point
+next: a point's time is its rotation's, whatever the apply costs.
 
 --metrics-file PATH (or ASR_METRICS_FILE, or metrics.file in the config)
 replaces PATH after every run, also when nothing was due or a VM failed,

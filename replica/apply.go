@@ -4,15 +4,17 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync"
 
 	"github.com/asr-project/asr/replica/hrl"
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/vault"
 )
 
-// applyWorkers spans are written concurrently; spans never share a page.
-const applyWorkers = 4
+// batchBytes is how much of a cycle goes to the target in one WriteBatch:
+// enough that a file target syncs a few dozen times per GiB rather than
+// once per write, little enough that the two batches in memory (one being
+// filled from the logs while the other is written) cost 64 MiB.
+const batchBytes = 32 << 20
 
 // span is one page-aligned write [a, b) of at most target.MaxWrite bytes
 // and the coalesced extents (clipped to it) that fill it.
@@ -93,54 +95,109 @@ func (e *Engine) applyDisk(ctx context.Context, t target.Target, it *vault.Item,
 	for _, s := range work {
 		total += s.b - s.a
 	}
-	var (
-		mu      sync.Mutex
-		written int64
-		first   error
-		wg      sync.WaitGroup
-		next    = make(chan span)
-	)
-	for range applyWorkers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			buf := make([]byte, target.MaxWrite)
-			for s := range next {
-				err := writeSpan(ctx, t, d.Replica, files, s, buf[:s.b-s.a])
-				mu.Lock()
-				if err != nil && first == nil {
-					first = err
-				}
-				written += s.b - s.a
-				j.progress(written, total)
-				crashpoint("applying")
-				mu.Unlock()
-			}
-		}()
+	written, err := writeBatches(ctx, t, d.Replica, files, work, func(n int64) {
+		j.progress(n, total)
+		crashpoint("applying")
+	})
+	if err == nil && d.MapDigest != "" && !t.Local() {
+		err = e.updateMap(ctx, t, it, i, files, exts)
 	}
-	for _, s := range work {
-		mu.Lock()
-		failed := first != nil
-		mu.Unlock()
-		if failed || ctx.Err() != nil {
-			break
-		}
-		next <- s
-	}
-	close(next)
-	wg.Wait()
-	if first == nil {
-		first = ctx.Err()
-	}
-	if first == nil && d.MapDigest != "" && !t.Local() {
-		first = e.updateMap(ctx, t, it, i, files, exts)
-	}
-	return written, last, first
+	return written, last, err
 }
 
-// writeSpan fills buf with the span's extents, reading first from the
-// replica the pages they only partly cover, and writes it.
-func writeSpan(ctx context.Context, t target.Target, disk string, files []*os.File, s span, buf []byte) error {
+// batch is spans filled into one buffer, ready for WriteBatch.
+type batch struct {
+	buf []byte
+	ws  []target.Write
+}
+
+// writeBatches fills batches of spans from the logs and writes them, the
+// next batch filling while the last one is written. done gets the bytes
+// written so far after each batch.
+func writeBatches(ctx context.Context, t target.Target, disk string, files []*os.File, work []span, done func(int64)) (int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	free := make(chan *batch, 2)
+	for range 2 {
+		free <- &batch{buf: make([]byte, batchBytes)}
+	}
+	full := make(chan *batch)
+	var fillErr error
+	go func() {
+		defer close(full)
+		fillErr = fillBatches(ctx, t, disk, files, work, free, full)
+	}()
+	var written int64
+	var err error
+	for b := range full {
+		if err == nil {
+			if err = t.WriteBatch(ctx, disk, b.ws); err != nil {
+				err = fmt.Errorf("write replica %s: %w", disk, err)
+				cancel()
+			} else {
+				for _, w := range b.ws {
+					written += int64(len(w.P))
+				}
+				done(written)
+			}
+		}
+		free <- b
+	}
+	if err == nil {
+		err = fillErr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	return written, err
+}
+
+// fillBatches packs the spans into batches taken from free and hands each
+// on to full.
+func fillBatches(ctx context.Context, t target.Target, disk string, files []*os.File, work []span, free <-chan *batch, full chan<- *batch) error {
+	var b *batch
+	used := 0
+	send := func() bool {
+		if b == nil || len(b.ws) == 0 {
+			return true
+		}
+		select {
+		case full <- b:
+			b = nil
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for _, s := range work {
+		n := int(s.b - s.a)
+		if b != nil && used+n > len(b.buf) && !send() {
+			return ctx.Err()
+		}
+		if b == nil {
+			select {
+			case b = <-free:
+				b.ws, used = b.ws[:0], 0
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		p := b.buf[used : used+n]
+		if err := fillSpan(ctx, t, disk, files, s, p); err != nil {
+			return err
+		}
+		b.ws = append(b.ws, target.Write{Off: s.a, P: p})
+		used += n
+	}
+	if !send() {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// fillSpan fills buf with the span's extents, reading first from the
+// replica the pages they only partly cover.
+func fillSpan(ctx context.Context, t target.Target, disk string, files []*os.File, s span, buf []byte) error {
 	covered := s.a
 	for _, e := range s.exts {
 		if e.Off > covered {
@@ -154,12 +211,7 @@ func writeSpan(ctx context.Context, t target.Target, disk string, files []*os.Fi
 		covered = e.Off + e.Len
 	}
 	if covered < s.b {
-		if err := readEdge(ctx, t, disk, s, buf, covered, s.b); err != nil {
-			return err
-		}
-	}
-	if err := t.WritePages(ctx, disk, s.a, buf); err != nil {
-		return fmt.Errorf("write replica %s at %d: %w", disk, s.a, err)
+		return readEdge(ctx, t, disk, s, buf, covered, s.b)
 	}
 	return nil
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/asr-project/asr/replica/vhd"
 )
 
-// checkSpans verifies the invariants writeSpan relies on: spans are page
+// checkSpans verifies the invariants fillSpan and WriteBatch rely on: spans are page
 // aligned, at most MaxWrite, never share a page, and hold exactly the
 // input bytes, each extent clipped inside its span.
 func checkSpans(t *testing.T, in []hrl.Extent, out []span) {

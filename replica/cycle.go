@@ -21,6 +21,7 @@ import (
 // record, prune and delete the applied logs. A Pending point left by a
 // crashed run is finished first, from the same record.
 func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *job) error {
+	before := j.j.Bytes // a job of several cycles counts them all
 	if it.Pending == nil {
 		if err := j.step("rotate logs"); err != nil {
 			return err
@@ -71,7 +72,7 @@ func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *
 	if err != nil {
 		return err
 	}
-	pt := vault.Point{ID: p.Point, VM: it.VM, Time: p.Time, AppConsistent: p.AppConsistent, Disks: diskNames(it), Bytes: j.j.Bytes,
+	pt := vault.Point{ID: p.Point, VM: it.VM, Time: p.Time, AppConsistent: p.AppConsistent, Disks: diskNames(it), Bytes: j.j.Bytes - before,
 		Chain: map[string]vault.Link{}, Sizes: map[string]int64{}, Site: site}
 	for i, d := range it.Disks {
 		pt.Chain[d.Name] = vault.Link{Seq: p.UpTo[d.Name], ID: lastIDs[i]}
@@ -122,7 +123,7 @@ func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *
 	}
 	crashpoint("pruned")
 	for _, d := range it.Disks {
-		removeLogs(d.Path, d.AppliedSeq)
+		tracker.RemoveShipped(d.Path, d.AppliedSeq)
 	}
 	return nil
 }
@@ -266,16 +267,6 @@ func (e *Engine) freezer(it *vault.Item, pol vault.Policy) (host.Host, host.VM, 
 	}
 	h, err := e.Host(*it)
 	return h, vm, err
-}
-
-// removeLogs deletes a disk's log files up to and including seq.
-func removeLogs(disk string, seq uint64) {
-	logs, _ := tracker.Logs(disk)
-	for _, l := range logs {
-		if l.Seq <= seq {
-			os.Remove(l.Path)
-		}
-	}
 }
 
 // markResync records that the item's logs can't be trusted. Nothing is

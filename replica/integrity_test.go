@@ -168,7 +168,7 @@ func TestStartTrackerReadsTheChainUnderTheLock(t *testing.T) {
 	if err := f.e.saveItem(&it); err != nil {
 		t.Fatal(err)
 	}
-	removeLogs(f.disk, it.Disks[0].AppliedSeq)
+	tracker.RemoveShipped(f.disk, it.Disks[0].AppliedSeq)
 	lock.Unlock()
 	tr := <-started
 	if tr == nil {

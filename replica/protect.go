@@ -315,7 +315,7 @@ func (e *Engine) DisableProtection(ctx context.Context, vm string, keepReplica b
 		return err
 	}
 	for _, d := range it.Disks {
-		removeLogs(d.Path, ^uint64(0))
+		tracker.RemoveShipped(d.Path, ^uint64(0))
 		for _, p := range tracker.StateFiles(d.Path) {
 			os.Remove(p)
 		}

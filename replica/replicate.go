@@ -90,7 +90,11 @@ func (e *Engine) Replicate(ctx context.Context, vms []string) ([]Result, error) 
 // prunes the older ones.
 const JobRetention = 7 * 24 * time.Hour
 
-// notDue says why an item is skipped now, or "" when it is due. Named
+// notDue says why an item is skipped now, or "" when it is due. A point
+// is due once nine tenths of the copy frequency have passed: a point's time
+// is its rotation's, a moment after its run started, so a timer that fires
+// every frequency would otherwise find every other run a moment early and
+// make points at twice the frequency. Named
 // items are always due, except those waiting for an operator or a resync;
 // from cron a resync is due inside its policy's window.
 func (e *Engine) notDue(it vault.Item, pols []vault.Policy, named bool) string {
@@ -126,7 +130,7 @@ func (e *Engine) notDue(it vault.Item, pols []vault.Policy, named bool) string {
 		}
 		return ""
 	}
-	if due := it.LastPointAt.Add(pol.Frequency); !resync && now.Before(due) {
+	if due := it.LastPointAt.Add(pol.Frequency - pol.Frequency/10); !resync && now.Before(due) {
 		return "next due at " + due.Local().Format("15:04:05")
 	}
 	return ""
@@ -269,7 +273,7 @@ func (e *Engine) runCycle(ctx context.Context, site string, it *vault.Item, j *j
 			return err
 		}
 	}
-	return e.cycle(ctx, t, it, j)
+	return e.cycles(ctx, t, it, j)
 }
 
 // replicatedHere keeps the items this site replicates: all of a

@@ -47,6 +47,33 @@ type Extent struct {
 	Len int64 `json:"len"`
 }
 
+// Write is one write of a batch: P at Off.
+type Write struct {
+	Off int64
+	P   []byte
+}
+
+// CheckBatch applies WriteBatch's rules to a batch: each write page-aligned,
+// at most MaxWrite, inside size, no two overlapping. The error names the
+// first write that breaks one and wraps ErrInvalid.
+func CheckBatch(ws []Write, size int64) error {
+	sorted := make([]Write, len(ws))
+	copy(sorted, ws)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Off < sorted[j].Off })
+	for i, w := range sorted {
+		n := int64(len(w.P))
+		switch {
+		case w.Off < 0 || w.Off%PageSize != 0 || n%PageSize != 0 || n > MaxWrite:
+			return fmt.Errorf("write of %d bytes at offset %d: offset and length must be multiples of %d, length at most %d: %w", n, w.Off, PageSize, MaxWrite, ErrInvalid)
+		case w.Off+n > size:
+			return fmt.Errorf("write of %d bytes at offset %d ends past the size %d: %w", n, w.Off, size, ErrInvalid)
+		case i > 0 && sorted[i-1].Off+int64(len(sorted[i-1].P)) > w.Off:
+			return fmt.Errorf("writes at offsets %d and %d of one batch overlap: %w", sorted[i-1].Off, w.Off, ErrInvalid)
+		}
+	}
+	return nil
+}
+
 // Target stores replica disks, their snapshots and small objects.
 // Every method is safe for concurrent use.
 type Target interface {
@@ -77,6 +104,15 @@ type Target interface {
 	// returns nil the data is durable. Rewriting the same bytes is harmless,
 	// so callers may retry it.
 	WritePages(ctx context.Context, disk string, off int64, p []byte) error
+
+	// WriteBatch writes each of ws as WritePages would and returns nil only
+	// when all of them are durable. Each write follows WritePages' rules
+	// and no two overlap, else ErrInvalid and nothing is written. A backend
+	// may write them in any order or at once; after an error any of them
+	// may have been written, and retrying the batch is harmless. It is how
+	// a cycle applies its logs: one sync for the lot on a file system,
+	// bounded concurrent requests on Azure.
+	WriteBatch(ctx context.Context, disk string, ws []Write) error
 
 	// ReadAt fills p from off of the disk, or of its snapshot when snapshot
 	// is not "". Reading past the virtual size is ErrInvalid; a missing disk

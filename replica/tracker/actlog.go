@@ -132,6 +132,9 @@ type activityLog struct {
 	checkpoint func() error
 	synced     func(path string)
 
+	// cleaning: a checkpoint started by cleanAhead is running.
+	cleaning bool
+
 	updates, checkpoints uint64
 }
 
@@ -248,6 +251,9 @@ func (al *activityLog) begin(off, n int64) (uint64, uint64, error) {
 				x.used = al.clock
 			}
 			reserved = true
+			if len(missing) > 0 {
+				al.cleanAhead()
+			}
 			if x := al.ext[a-1]; len(missing) > 0 && a > 0 && x != nil {
 				for e := b + 1; e <= b+alPrefetch && e < al.nExt; e++ {
 					if al.ext[e] == nil && (len(al.ext) < al.capacity || al.evict(a, e)) {
@@ -296,6 +302,35 @@ func (al *activityLog) cleanable() bool {
 		}
 	}
 	return false
+}
+
+// cleanAhead starts a checkpoint in the background once less than a
+// quarter of the log's room is free or clean, so that a write missing the
+// log finds a clean extent to evict instead of waiting out a checkpoint
+// (under random writes over twice the log's reach, the guest saw a 200 ms
+// stall every second). mu held.
+func (al *activityLog) cleanAhead() {
+	if al.cleaning || al.closed || al.broken != nil {
+		return
+	}
+	room := al.capacity - len(al.ext)
+	for _, x := range al.ext {
+		if x.durable && x.inflight == 0 && x.dirty <= al.clean {
+			room++
+		}
+	}
+	if room >= al.capacity/4 {
+		return
+	}
+	al.cleaning = true
+	go func() {
+		// A failure degrades the disk or fails the next forced checkpoint
+		// too; this one only prepared room.
+		_ = al.checkpoint()
+		al.mu.Lock()
+		al.cleaning = false
+		al.mu.Unlock()
+	}()
 }
 
 // release drops a reservation that won't become a write.

@@ -8,6 +8,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/pageblob"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/asr-project/asr/replica/target"
 )
@@ -95,4 +96,35 @@ func plan(p []byte) []run {
 		runs = append(runs, run{off: start, n: n - start})
 	}
 	return runs
+}
+
+// batchRequests bounds a batch's page writes in flight. A standard page
+// blob is documented to take up to 60 MiB/s; eight 4 MiB writes in flight
+// fill that over a WAN round trip of up to about half a second, and more
+// would only queue at the blob.
+const batchRequests = 8
+
+// WriteBatch sends the writes as concurrent Put Page requests, at most
+// batchRequests at a time. Each is durable when Azure acknowledges it.
+func (t *Target) WriteBatch(ctx context.Context, disk string, ws []target.Write) error {
+	if err := checkDisk(disk); err != nil {
+		return err
+	}
+	var end int64
+	for _, w := range ws {
+		end = max(end, w.Off+int64(len(w.P)))
+	}
+	size, err := t.sizeFor(ctx, disk, end)
+	if err != nil {
+		return err
+	}
+	if err := target.CheckBatch(ws, size); err != nil {
+		return fmt.Errorf("azblob: disk %q: %w", disk, err)
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(batchRequests)
+	for _, w := range ws {
+		g.Go(func() error { return t.WritePages(ctx, disk, w.Off, w.P) })
+	}
+	return g.Wait()
 }

@@ -6,18 +6,29 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
+	"slices"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/asr-project/asr/replica/target"
 )
 
 // crashHook, when a test sets it, runs at the named points of a preserving
-// write; an error stops the write there as a crash would.
+// write and after each batch of a merge; an error stops the work there as
+// a crash would.
 var crashHook func(stage string) error
 
 // mergeBatch is how many granules a merge copies between syncs (16 MiB).
 var mergeBatch = 256
 
+// hook runs crashHook at stage. It also kills this process with SIGKILL
+// when ASR_CRASHPOINT names the stage, as replica's crashpoints do (this
+// package can't import replica, whose tests import it), so the process
+// crash tests reach "pre-data", "pre-index" and "merge-batch" too.
 func hook(stage string) error {
+	if os.Getenv("ASR_CRASHPOINT") == stage {
+		unix.Kill(os.Getpid(), unix.SIGKILL)
+	}
 	if crashHook != nil {
 		return crashHook(stage)
 	}
@@ -52,25 +63,33 @@ func (h *held) index(s snapInfo) (*preIndex, error) {
 }
 
 // preserve saves, into the newest snapshot, the current content of every
-// granule the write [off, off+n) touches that the snapshot does not hold
-// yet, and makes it durable (data, then index) before returning. Only then
-// may the caller overwrite the disk. Granules past the snapshot's size (the
-// disk grew after it was taken) are not the snapshot's and are not saved.
-// Exclusive lock held.
-func (h *held) preserve(newest snapInfo, off, n int64) error {
+// granule the writes touch that the snapshot does not hold yet, and makes
+// it durable (data, then index) before returning. Only then may the caller
+// overwrite the disk. Granules past the snapshot's size (the disk grew
+// after it was taken) are not the snapshot's and are not saved. Exclusive
+// lock held.
+func (h *held) preserve(newest snapInfo, ws []target.Write) error {
 	ix, err := h.index(newest)
 	if err != nil {
 		return err
 	}
 	var todo []uint64
-	for g := uint64(off / granule); g <= uint64((off+n-1)/granule) && g < ix.n; g++ {
-		if !ix.has(g) {
-			todo = append(todo, g)
+	for _, w := range ws {
+		if len(w.P) == 0 {
+			continue
+		}
+		last := uint64((w.Off + int64(len(w.P)) - 1) / granule)
+		for g := uint64(w.Off / granule); g <= last && g < ix.n; g++ {
+			if !ix.has(g) {
+				todo = append(todo, g)
+			}
 		}
 	}
 	if len(todo) == 0 {
 		return nil
 	}
+	slices.Sort(todo)
+	todo = slices.Compact(todo)
 	live, err := os.Open(h.t.vhdPath(h.enc))
 	if err != nil {
 		return ioErr("open", h.t.vhdPath(h.enc), err)
@@ -82,25 +101,51 @@ func (h *held) preserve(newest snapInfo, off, n int64) error {
 		return ioErr("open", prePath, err)
 	}
 	defer pre.Close()
-	buf := make([]byte, granule)
-	for _, g := range todo {
-		if _, err := live.ReadAt(buf, int64(g)*granule); err != nil {
-			return ioErr("read", live.Name(), err)
-		}
-		if err := writeOrPunch(pre, buf, int64(g)*granule); err != nil {
-			return err
-		}
+	runs := toRuns(todo)
+	if err := h.t.saveRuns(live, pre, runs); err != nil {
+		return err
 	}
 	if err := hook("pre-data"); err != nil {
 		return err
 	}
-	if err := pre.Sync(); err != nil { // fsync: punched holes are metadata
+	if err := pre.Sync(); err != nil { // fsync: punched holes and shared extents are metadata
 		return ioErr("sync", prePath, err)
 	}
-	if err := ix.appendRuns(toRuns(todo)); err != nil {
+	if err := ix.appendRuns(runs); err != nil {
 		return err
 	}
 	return hook("pre-index")
+}
+
+// saveRuns puts the live disk's granules into the pre file at the same
+// offsets: as shared blocks where the file system has reflink (nothing is
+// read or written; the disk's next write gets new blocks), else copied, an
+// all-zero granule becoming a hole. The first refused clone turns cloning
+// off for the target.
+func (t *Target) saveRuns(live, pre *os.File, runs []run) error {
+	var buf []byte
+	for _, r := range runs {
+		off, n := int64(r.first)*granule, int64(r.count)*granule
+		if !t.noClone.Load() {
+			err := unix.IoctlFileCloneRange(int(pre.Fd()), &unix.FileCloneRange{Src_fd: int64(live.Fd()), Src_offset: uint64(off), Src_length: uint64(n), Dest_offset: uint64(off)})
+			if err == nil {
+				continue
+			}
+			t.noClone.Store(true)
+		}
+		if buf == nil {
+			buf = make([]byte, granule)
+		}
+		for pos := off; pos < off+n; pos += granule {
+			if _, err := live.ReadAt(buf, pos); err != nil {
+				return ioErr("read", live.Name(), err)
+			}
+			if err := writeOrPunch(pre, buf, pos); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // readSnap reads snapshot snaps[i], p inside its size: each granule from

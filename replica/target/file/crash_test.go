@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/asr-project/asr/replica/target"
 )
 
 const crashSize = 2 << 20
@@ -24,11 +26,13 @@ type fixture struct {
 	rng   *rand.Rand
 }
 
-func newFixture(t *testing.T) *fixture {
-	f := &fixture{dir: t.TempDir(), live: make([]byte, crashSize), snaps: map[string][]byte{},
+func newFixture(t *testing.T) *fixture { return newFixtureSize(t, crashSize) }
+
+func newFixtureSize(t *testing.T, size int64) *fixture {
+	f := &fixture{dir: t.TempDir(), live: make([]byte, size), snaps: map[string][]byte{},
 		rng: rand.New(rand.NewPCG(7, 7))}
 	f.reopen(t)
-	if err := f.tg.CreateDisk(context.Background(), "d", crashSize); err != nil {
+	if err := f.tg.CreateDisk(context.Background(), "d", size); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -61,6 +65,17 @@ func (f *fixture) write(t *testing.T, off int64, p []byte) error {
 	return err
 }
 
+func (f *fixture) writeBatch(t *testing.T, ws []target.Write) error {
+	t.Helper()
+	err := f.tg.WriteBatch(context.Background(), "d", ws)
+	if err == nil {
+		for _, w := range ws {
+			copy(f.live[w.Off:], w.P)
+		}
+	}
+	return err
+}
+
 func (f *fixture) snapshot(t *testing.T, name string) {
 	t.Helper()
 	if err := f.tg.Snapshot(context.Background(), "d", name); err != nil {
@@ -72,7 +87,7 @@ func (f *fixture) snapshot(t *testing.T, name string) {
 func (f *fixture) check(t *testing.T) {
 	t.Helper()
 	for name, want := range f.snaps {
-		got := make([]byte, crashSize)
+		got := make([]byte, len(want))
 		if err := f.tg.ReadAt(context.Background(), "d", name, got, 0); err != nil {
 			t.Fatalf("ReadAt snapshot %s: %v", name, err)
 		}
@@ -80,7 +95,7 @@ func (f *fixture) check(t *testing.T) {
 			t.Fatalf("snapshot %s reads other bytes than it was taken with", name)
 		}
 	}
-	got := make([]byte, crashSize)
+	got := make([]byte, len(f.live))
 	if err := f.tg.ReadAt(context.Background(), "d", "", got, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +139,67 @@ func TestCrashBetweenPreImageAndWrite(t *testing.T) {
 			f.check(t)
 			f.snapshot(t, "s2")
 			if err := f.write(t, 0, f.data(crashSize)); err != nil {
+				t.Fatal(err)
+			}
+			f.check(t)
+		})
+	}
+}
+
+// A batch stopped after its pre-images reach the newest snapshot (synced or
+// not, indexed or not) leaves the disk and every snapshot as they were,
+// and the retried batch goes through. The batch spans several MiB: whole
+// and partial granules, some already saved by an earlier write, and small
+// writes in granules of their own.
+func TestCrashBatchBetweenPreImageAndWrite(t *testing.T) {
+	const size = 8 << 20
+	for _, stage := range []string{"pre-data", "pre-index"} {
+		t.Run(stage, func(t *testing.T) {
+			f := newFixtureSize(t, size)
+			for off := int64(0); off < size; off += target.MaxWrite {
+				if err := f.write(t, off, f.data(target.MaxWrite)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.snapshot(t, "s1")
+			if err := f.write(t, 3*granule, f.data(2*granule)); err != nil {
+				t.Fatal(err)
+			}
+			f.snapshot(t, "s2")
+			for _, g := range []int64{40, 120} { // saved in s2 before the batch
+				if err := f.write(t, g*granule+4096, f.data(4096)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ws := []target.Write{
+				{Off: 6<<20 + 32<<10, P: f.data(1 << 20)}, // partial granules at both ends
+				{Off: 0, P: f.data(target.PageSize)},
+				{Off: granule - target.PageSize, P: f.data(target.PageSize)},   // the granule of the write at 0
+				{Off: 2 << 20, P: f.data(target.MaxWrite)},                     // 64 whole granules, one saved in s2
+				{Off: 3*granule + target.PageSize, P: f.data(target.PageSize)}, // saved in s1, not in s2
+				{Off: 120 * granule, P: f.data(target.PageSize)},               // saved in s2
+				{Off: size - target.PageSize, P: f.data(target.PageSize)},
+			}
+			setHook(t, stage)
+			if err := f.writeBatch(t, ws); !errors.Is(err, errCrash) {
+				t.Fatalf("batch with a crash at %s: %v", stage, err)
+			}
+			crashHook = nil
+			f.reopen(t)
+			f.check(t) // the disk still holds the old bytes: the batch never wrote
+			if err := f.writeBatch(t, ws); err != nil {
+				t.Fatalf("retried batch: %v", err)
+			}
+			f.check(t)
+			f.reopen(t)
+			f.check(t)
+			if err := f.tg.DeleteSnapshot(context.Background(), "d", "s1"); err != nil {
+				t.Fatal(err)
+			}
+			delete(f.snaps, "s1")
+			f.check(t)
+			f.snapshot(t, "s3")
+			if err := f.writeBatch(t, ws); err != nil { // the same writes again, fresh bytes
 				t.Fatal(err)
 			}
 			f.check(t)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 
@@ -75,18 +76,23 @@ func (t *Target) DiskSize(ctx context.Context, disk string) (int64, error) {
 	return t.statDisk(disk, enc)
 }
 
-// WritePages writes under the shared lock while the disk has no snapshot,
-// so writes to different ranges run in parallel, and under the exclusive
-// lock otherwise, preserving pre-images first.
+// WritePages is a batch of one write.
 func (t *Target) WritePages(ctx context.Context, disk string, off int64, p []byte) error {
+	return t.WriteBatch(ctx, disk, []target.Write{{Off: off, P: p}})
+}
+
+// WriteBatch writes under the shared lock while the disk has no snapshot,
+// so batches to different ranges run in parallel, and under the exclusive
+// lock otherwise, preserving the pre-images of the whole batch first. Either
+// way the batch costs one sync of the disk, and at most one of the pre file
+// and one of the index: see doc.go.
+func (t *Target) WriteBatch(ctx context.Context, disk string, ws []target.Write) error {
 	enc, err := validName("disk", disk)
 	if err != nil {
 		return err
 	}
-	n := int64(len(p))
-	if off < 0 || off%target.PageSize != 0 || n%target.PageSize != 0 || n > target.MaxWrite {
-		return fmt.Errorf("file target: disk %q: write of %d bytes at offset %d: offset and length must be multiples of %d, length at most %d: %w",
-			disk, n, off, target.PageSize, target.MaxWrite, target.ErrInvalid)
+	if err := target.CheckBatch(ws, math.MaxInt64); err != nil {
+		return fmt.Errorf("file target: disk %q: %w", disk, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -96,7 +102,7 @@ func (t *Target) WritePages(ctx context.Context, disk string, off int64, p []byt
 		if err != nil {
 			return err
 		}
-		done, err := h.writePages(disk, off, p)
+		done, err := h.writeBatch(disk, ws)
 		h.unlock()
 		if done || err != nil {
 			return err
@@ -104,20 +110,16 @@ func (t *Target) WritePages(ctx context.Context, disk string, off int64, p []byt
 	}
 }
 
-// writePages returns done=false when the disk has snapshots and the lock
+// writeBatch returns done=false when the disk has snapshots and the lock
 // is only shared: the caller retries with the exclusive lock.
-func (h *held) writePages(disk string, off int64, p []byte) (done bool, err error) {
+func (h *held) writeBatch(disk string, ws []target.Write) (done bool, err error) {
 	t := h.t
 	size, err := t.statDisk(disk, h.enc)
 	if err != nil {
 		return true, err
 	}
-	n := int64(len(p))
-	if off+n > size {
-		return true, fmt.Errorf("file target: disk %q: write of %d bytes at offset %d ends past the size %d: %w", disk, n, off, size, target.ErrInvalid)
-	}
-	if n == 0 {
-		return true, nil
+	if err := target.CheckBatch(ws, size); err != nil {
+		return true, fmt.Errorf("file target: disk %q: %w", disk, err)
 	}
 	snaps, err := t.listSnaps(h.enc)
 	if err != nil {
@@ -127,7 +129,7 @@ func (h *held) writePages(disk string, off int64, p []byte) (done bool, err erro
 		if !h.excl {
 			return false, nil
 		}
-		if err := h.preserve(snaps[len(snaps)-1], off, n); err != nil {
+		if err := h.preserve(snaps[len(snaps)-1], ws); err != nil {
 			return true, err
 		}
 	}
@@ -137,8 +139,10 @@ func (h *held) writePages(disk string, off int64, p []byte) (done bool, err erro
 		return true, ioErr("open", path, err)
 	}
 	defer f.Close()
-	if _, err := f.WriteAt(p, off); err != nil {
-		return true, ioErr(fmt.Sprintf("write %d bytes at offset %d of", n, off), path, err)
+	for _, w := range ws {
+		if _, err := f.WriteAt(w.P, w.Off); err != nil {
+			return true, ioErr(fmt.Sprintf("write %d bytes at offset %d of", len(w.P), w.Off), path, err)
+		}
 	}
 	return true, fdatasync(f)
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/asr-project/asr/replica/target"
 )
@@ -42,6 +43,8 @@ type Target struct {
 
 	mu    sync.Mutex
 	disks map[string]*diskState // by encoded disk name
+
+	noClone atomic.Bool // set once the file system refused a reflink
 }
 
 var _ target.Target = (*Target)(nil)

@@ -26,6 +26,9 @@ func Run(t *testing.T, open func(t *testing.T) target.Target) {
 	}{
 		{"CreateDisk", testCreateDisk},
 		{"WritePagesRules", testWritePagesRules},
+		{"WriteBatch", testWriteBatch},
+		{"WriteBatchRules", testWriteBatchRules},
+		{"WriteBatchSnapshot", testWriteBatchSnapshot},
 		{"ReadAt", testReadAt},
 		{"Ranges", testRanges},
 		{"Snapshots", testSnapshots},

@@ -11,7 +11,7 @@ import (
 	"github.com/asr-project/asr/replica/target"
 )
 
-// Limit returns t with WritePages and ReadAt limited to rate(now) bytes per
+// Limit returns t with WritePages, WriteBatch and ReadAt limited to rate(now) bytes per
 // second each; rate(now) <= 0 means unlimited.
 func Limit(t target.Target, rate func(now time.Time) int64) target.Target {
 	return limit(t, rate, realClock{})
@@ -52,6 +52,36 @@ func (l *limited) WritePages(ctx context.Context, disk string, off int64, p []by
 		return fmt.Errorf("throttle: waiting to write %d bytes to disk %q: %w", len(p), disk, err)
 	}
 	return l.Target.WritePages(ctx, disk, off, p)
+}
+
+// WriteBatch passes the batch on in parts of at most MaxWrite bytes (a
+// second of traffic at most), each after its tokens are taken, so a large
+// batch does not leave as one burst.
+// The batch is checked whole first, so a bad write fails it before any
+// part is written.
+func (l *limited) WriteBatch(ctx context.Context, disk string, ws []target.Write) error {
+	size, err := l.Target.DiskSize(ctx, disk)
+	if err != nil {
+		return err
+	}
+	if err := target.CheckBatch(ws, size); err != nil {
+		return fmt.Errorf("throttle: disk %q: %w", disk, err)
+	}
+	for len(ws) > 0 {
+		n, k := int64(len(ws[0].P)), 1
+		for k < len(ws) && n+int64(len(ws[k].P)) <= target.MaxWrite {
+			n += int64(len(ws[k].P))
+			k++
+		}
+		if err := l.write.wait(ctx, n); err != nil {
+			return fmt.Errorf("throttle: waiting to write %d bytes to disk %q: %w", n, disk, err)
+		}
+		if err := l.Target.WriteBatch(ctx, disk, ws[:k]); err != nil {
+			return err
+		}
+		ws = ws[k:]
+	}
+	return nil
 }
 
 func (l *limited) ReadAt(ctx context.Context, disk, snapshot string, p []byte, off int64) error {

@@ -3,6 +3,7 @@ package throttle
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -187,6 +188,84 @@ func TestLimitCancel(t *testing.T) {
 	}
 	if inner.written != 0 {
 		t.Fatalf("a cancelled write reached the target (%d bytes)", inner.written)
+	}
+}
+
+// batches is a target that records each WriteBatch it gets and when.
+type batches struct {
+	target.Target
+	clk   *fakeClock
+	parts []batchPart
+}
+
+type batchPart struct {
+	at time.Time
+	ws []target.Write
+}
+
+func (b *batches) DiskSize(context.Context, string) (int64, error) { return 1 << 40, nil }
+
+func (b *batches) WriteBatch(_ context.Context, _ string, ws []target.Write) error {
+	b.parts = append(b.parts, batchPart{at: b.clk.Now(), ws: slices.Clone(ws)})
+	return nil
+}
+
+// TestLimitWriteBatch: a batch is metered like the same bytes of
+// WritePages, and reaches the target whole, in order, in parts of at most
+// MaxWrite bytes, each only once its bytes were paid for.
+func TestLimitWriteBatch(t *testing.T) {
+	start := time.Date(2025, 3, 3, 12, 0, 0, 0, time.UTC)
+	clk := &fakeClock{now: start}
+	inner := &batches{clk: clk}
+	l := limit(inner, func(time.Time) int64 { return mib }, clk)
+
+	var ws []target.Write
+	var n int64
+	add := func(size int) {
+		ws = append(ws, target.Write{Off: n, P: make([]byte, size)})
+		n += int64(size)
+	}
+	add(target.MaxWrite)
+	for range 8 {
+		add(target.PageSize)
+	}
+	add(mib)
+	add(3 * mib)
+	add(target.PageSize)
+	add(2 * mib)
+	if err := l.WriteBatch(context.Background(), "d", ws); err != nil {
+		t.Fatal(err)
+	}
+
+	// The bucket starts full with one second (1 MiB); the rest waits.
+	want := time.Duration(float64(n-mib) / mib * float64(time.Second))
+	if _, total := clk.took(); !near(total, want) {
+		t.Fatalf("a batch of %d bytes at 1 MiB/s waited %v, want %v", n, total, want)
+	}
+	var got []target.Write
+	var paid int64
+	for i, p := range inner.parts {
+		var size int64
+		for _, w := range p.ws {
+			size += int64(len(w.P))
+		}
+		if size == 0 || size > target.MaxWrite {
+			t.Errorf("part %d has %d bytes, want 1 to %d", i, size, target.MaxWrite)
+		}
+		paid += size
+		// By then the clock must have run long enough to pay for it.
+		if free := mib + int64(p.at.Sub(start).Seconds()*mib) + 1024; paid > free {
+			t.Errorf("part %d reached the target at %v with %d bytes sent, more than the %d paid for", i, p.at.Sub(start), paid, free)
+		}
+		got = append(got, p.ws...)
+	}
+	if len(got) != len(ws) {
+		t.Fatalf("the target got %d writes in %d parts, want %d", len(got), len(inner.parts), len(ws))
+	}
+	for i := range ws {
+		if got[i].Off != ws[i].Off || len(got[i].P) != len(ws[i].P) || &got[i].P[0] != &ws[i].P[0] {
+			t.Fatalf("write %d reached the target as %d bytes at %d, want %d at %d", i, len(got[i].P), got[i].Off, len(ws[i].P), ws[i].Off)
+		}
 	}
 }
 

@@ -21,7 +21,6 @@ import (
 // record, prune and delete the applied logs. A Pending point left by a
 // crashed run is finished first, from the same record.
 func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *job) error {
-	before := j.j.Bytes // a job of several cycles counts them all
 	if it.Pending == nil {
 		if err := j.step("rotate logs"); err != nil {
 			return err
@@ -72,7 +71,7 @@ func (e *Engine) cycle(ctx context.Context, t target.Target, it *vault.Item, j *
 	if err != nil {
 		return err
 	}
-	pt := vault.Point{ID: p.Point, VM: it.VM, Time: p.Time, AppConsistent: p.AppConsistent, Disks: diskNames(it), Bytes: j.j.Bytes - before,
+	pt := vault.Point{ID: p.Point, VM: it.VM, Time: p.Time, AppConsistent: p.AppConsistent, Disks: diskNames(it), Bytes: j.j.Bytes - j.pointBase,
 		Chain: map[string]vault.Link{}, Sizes: map[string]int64{}, Site: site}
 	for i, d := range it.Disks {
 		pt.Chain[d.Name] = vault.Link{Seq: p.UpTo[d.Name], ID: lastIDs[i]}

@@ -18,6 +18,15 @@
 //     is finished by the next run from the same Pending record.
 //   - Local logs are deleted only after the point is recorded; logs at or
 //     below a disk's AppliedSeq are leftovers and are removed on sight.
+//   - A cycle that outlasts the copy frequency rotates again on time while
+//     it applies (rotator.go) and makes those points next, in order; their
+//     rotations live in memory only, so a crash loses their times, never
+//     their writes (the sealed logs stay for the next run's point).
+//
+// Apply reads the coalesced extents of a point's logs into 32 MiB batches,
+// one filling while the previous goes to target.WriteBatch, whose cost per
+// batch (one sync on a file system, bounded concurrent requests on Azure)
+// is the target's business.
 //
 // Logs that cannot be trusted (not closed properly, corrupt, a broken UUID
 // chain, or more log than half the disk), and disks changed while no tracker

@@ -128,6 +128,9 @@ func replicaName(vm, disk string) string { return vm + "." + disk }
 type job struct {
 	e *Engine
 	j vault.Job
+	// pointBase is j.Bytes when the current point's cycle began: the
+	// bytes of earlier points of the same run are not this point's.
+	pointBase int64
 }
 
 func (e *Engine) startJob(kind, vm string) (*job, error) {

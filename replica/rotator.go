@@ -116,6 +116,7 @@ func (e *Engine) cycles(ctx context.Context, t target.Target, it *vault.Item, j 
 			return err
 		}
 		it.Pending, queue = queue[0], queue[1:]
+		j.pointBase = j.j.Bytes
 		if err := e.saveItem(it); err != nil {
 			return err
 		}

@@ -69,6 +69,9 @@ func TestLongCycleDoesNotDelayTheNextRotation(t *testing.T) {
 	if got, want := pts[2].Time, start.Add(61*time.Second).UTC(); !got.Equal(want) {
 		t.Fatalf("the rotated point's time is %s, want the rotation's %s", got, want)
 	}
+	if pts[1].Bytes != 1<<20 || pts[2].Bytes != 4096 {
+		t.Fatalf("points hold %d and %d bytes, want each its own: %d and 4096", pts[1].Bytes, pts[2].Bytes, 1<<20)
+	}
 	if res[0].Point != pts[2].ID {
 		t.Fatalf("replicate reported point %s, want the newest %s", res[0].Point, pts[2].ID)
 	}

@@ -40,11 +40,22 @@
 // snapshot where that one lacks them (a granule the older lacks was not
 // written between the two, so the newer one's pre-image is its content).
 // Ranges of a snapshot come from SEEK_DATA on the files each granule is read
-// from, so they are exact to file-system blocks. Snapshots themselves
-// never use reflink (pre-images work on every file system), but
+// from, so they are exact to file-system blocks. Where the file system
+// shares blocks (XFS, btrfs), a pre-image is saved with FICLONERANGE: the
+// pre file takes the disk's blocks as they are and the disk's write that
+// follows gets new ones, so nothing is read or copied (redirect-on-write
+// done by the file system); elsewhere it is read and written. Likewise
 // WriteSnapshotFile (clone.go), which makes a failover's recovery disks,
-// hands the snapshot's blocks to a local file with FICLONERANGE where the
-// file system shares blocks (XFS, btrfs), else with copy_file_range.
+// hands the snapshot's blocks to a local file with FICLONERANGE, else with
+// copy_file_range.
+//
+// Why pre-images and not new data in per-point extent files: the disk
+// file stays the newest replica, whole and readable by qemu-img and by
+// failover at file speed, and a point's read is the disk's plus the
+// granules later points saved, so reads stay within a few percent of a
+// plain file. The price on ext4 is that the first overwrite of a granule
+// after a point costs a read and a write more; batches (below) make that
+// I/O sequential-ish and syncs few, and reflink removes it.
 //
 // The granule is 64 KiB: a first small write after a snapshot costs one
 // 64 KiB read and write more (the log shipper's writes are mostly 4 KiB to
@@ -57,11 +68,14 @@
 // # Crash safety
 //
 // The invariant: a granule is overwritten on the disk only after its
-// pre-image is durable in the newest snapshot. A preserving write runs in
-// this order, under the disk's exclusive lock: (1) copy the granules into
-// the pre file, (2) fsync it, (3) append one 16-byte record per run to the
-// index, each with its own CRC-32C, (4) fdatasync the index, (5) write the
-// disk, (6) fdatasync it, and only then return nil. A kill -9 or power cut:
+// pre-image is durable in the newest snapshot. A preserving batch
+// (WriteBatch; WritePages is a batch of one) runs in this order, under the
+// disk's exclusive lock: (1) copy every granule the batch's writes touch
+// and the snapshot lacks into the pre file, (2) fsync it, (3) append one
+// 16-byte record per run of granules to the index, each with its own
+// CRC-32C, (4) fdatasync the index, (5) write the disk, (6) fdatasync it,
+// and only then return nil. A cycle sends 32 MiB batches, so a GiB costs
+// about a hundred syncs instead of three per write. A kill -9 or power cut:
 //   - before (4) completes: the record is missing or torn; readers skip a
 //     torn tail (and the next exclusive user cuts it off), so S reads those
 //     granules from the disk, which (5) has not touched. Bytes that (1) left

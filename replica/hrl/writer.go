@@ -24,22 +24,24 @@ type Options struct {
 // Writer appends writes to a new log file. All methods are safe for
 // concurrent use; writes are logged in the order their calls take the lock.
 type Writer struct {
-	mu        sync.Mutex
-	f         *os.File
-	path      string
-	now       func() time.Time
-	hdr       header
-	hbuf      []byte // HeaderSize scratch
-	block     []byte // MetadataSize scratch
-	perBlock  int
-	end       int64 // where the next byte goes
-	lastBlock int64 // offset of the newest metadata block
-	pending   []rawEntry
-	dataBytes int64
-	dirty     bool  // a block was written since the header last was
-	err       error // sticky: after a failed write the log cannot be closed
-	closed    bool
-	closeErr  error
+	flushMu    sync.Mutex // one Flush or Close at a time; taken before mu
+	mu         sync.Mutex
+	f          *os.File
+	path       string
+	now        func() time.Time
+	hdr        header
+	hbuf       []byte // HeaderSize scratch
+	block      []byte // MetadataSize scratch
+	perBlock   int
+	end        int64 // where the next byte goes
+	lastBlock  int64 // offset of the newest metadata block
+	pending    []rawEntry
+	dataBytes  int64
+	dirty      bool  // a block was written since the header last was
+	err        error // sticky: after a failed write the log cannot be closed
+	closed     bool
+	closeErr   error
+	beforeSync func() // tests: runs before Flush's fsyncs
 }
 
 // Create makes a new log at path, which must not exist. It writes the file
@@ -154,25 +156,55 @@ func (w *Writer) Write(off int64, p []byte) error {
 // TotalMetadataEntries; EOLLocation stays 0) and fsyncs again. Blocks reach
 // the disk before the header that counts them, so after a crash the header
 // names a durable, checksummed prefix for Salvage. With nothing new since
-// the last Flush it only fsyncs.
+// the last Flush it only fsyncs. Writes go on during the fsyncs (a guest
+// waiting out a flush of its own data was the tracker's worst stall); the
+// header names only what the first fsync covered.
 func (w *Writer) Flush() error {
+	w.flushMu.Lock()
+	defer w.flushMu.Unlock()
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if err := w.usable(); err != nil {
+	err := w.usable()
+	if err == nil && len(w.pending) > 0 {
+		err = w.writeBlock()
+	}
+	hdr, dirty := w.hdr, w.dirty
+	hdr.CurrentSize = uint64(w.end)
+	hdr.LastModified = stamp(w.now())
+	w.dirty = false
+	w.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	if err := w.flushBlocks(); err != nil {
+	if err := w.syncOutside(); err != nil || !dirty {
 		return err
 	}
-	if !w.dirty {
-		return nil
+	w.mu.Lock()
+	hdr.marshal(w.hbuf)
+	err = w.usable()
+	if err == nil {
+		err = w.writeAt(w.hbuf, 0, "header")
 	}
-	w.hdr.CurrentSize = uint64(w.end)
-	w.hdr.LastModified = stamp(w.now())
-	if err := w.writeHeader(); err != nil {
+	w.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	return w.sync()
+	return w.syncOutside()
+}
+
+// syncOutside fsyncs without mu (flushMu held, so Close waits for it).
+func (w *Writer) syncOutside() error {
+	if w.beforeSync != nil {
+		w.beforeSync()
+	}
+	if err := w.f.Sync(); err != nil {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.err == nil {
+			w.err = &Error{Path: w.path, Field: "fsync", Offset: -1, Err: err}
+		}
+		return w.err
+	}
+	return nil
 }
 
 // Close flushes, sets EOLLocation to the end of the last block, fsyncs and
@@ -180,6 +212,8 @@ func (w *Writer) Flush() error {
 // If any write failed, the header keeps EOLLocation 0 and readers see the
 // log as not closed properly.
 func (w *Writer) Close() error {
+	w.flushMu.Lock()
+	defer w.flushMu.Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {

@@ -1,10 +1,13 @@
 package hrl
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestCreateRefuses(t *testing.T) {
@@ -65,5 +68,55 @@ func TestWriteErrorLeavesNotClosed(t *testing.T) {
 	}
 	if _, err := Open(path); !errors.Is(err, ErrNotClosed) {
 		t.Fatalf("Open: %v, want ErrNotClosed", err)
+	}
+}
+
+// A write must not wait for a Flush's fsync: the tracker's guest would
+// stall for as long as the log's dirty pages take to reach the disk. The
+// header the Flush writes counts only what its fsync covered.
+func TestWriteDuringFlush(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f.hrl")
+	w, err := Create(path, Options{Now: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, second := bytes.Repeat([]byte{1}, 4096), bytes.Repeat([]byte{2}, 4096)
+	if err := w.Write(0, first); err != nil {
+		t.Fatal(err)
+	}
+	inSync, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	w.beforeSync = func() { once.Do(func() { close(inSync); <-release }) }
+	flushed := make(chan error, 1)
+	go func() { flushed <- w.Flush() }()
+	<-inSync
+	wrote := make(chan error, 1)
+	go func() { wrote <- w.Write(8192, second) }()
+	select {
+	case err := <-wrote:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		close(release)
+		t.Fatal("a Write waited for the Flush's fsync")
+	}
+	close(release)
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	// What the Flush promised: the first write, not the second.
+	l, _, err := Salvage(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Entries) != 1 || l.Entries[0].Off != 0 {
+		t.Fatalf("after the Flush the log names %+v, want the first write only", l.Entries)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if l, err = Open(path); err != nil || len(l.Entries) != 2 {
+		t.Fatalf("closed log: %v entries, %v; want both writes", l, err)
 	}
 }

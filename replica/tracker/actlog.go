@@ -19,8 +19,8 @@ const (
 	alSlot            = 16 << 10
 	alHeader          = 64
 	alMaxExtents      = (alSlot - alHeader) / 8
-	defaultExtentSize = 4 << 20
-	defaultALExtents  = 1024
+	defaultExtentSize = 8 << 20
+	defaultALExtents  = alMaxExtents
 	// alPrefetch extents after a sequential miss join the log with it, so a
 	// streaming write pays one activity-log update per few extents.
 	alPrefetch = 3

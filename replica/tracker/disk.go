@@ -70,6 +70,7 @@ func (d *Disk) WriteAt(p []byte, off int64) (int, error) {
 	if lerr := <-done; lerr != nil {
 		d.degrade("the log could not be written: "+lerr.Error(), d.seq, nil)
 	}
+	d.wb.wrote(n)
 	return m, err
 }
 

@@ -53,14 +53,28 @@
 //
 // MS-HRL can't be walked past its last durable metadata block, so a crash
 // loses the tail of the open log. DRBD's answer, adopted here: a small,
-// durable set of disk extents (4 MiB, at most 1024: 4 GiB) that may hold writes no
-// durable record covers yet. An extent enters the set, durably, before the
-// first write into it; it may leave only once a checkpoint (a guest flush,
-// a rotation, or room needed in the set) has made the log metadata and the
-// disk data of every write into it durable. Writes into extents already in
-// the set cost nothing extra, so a hot working set seldom updates it; a
-// miss right after the previous extent also adds the next three, so a
-// streaming write pays one update per 16 MiB.
+// durable set of disk extents that may hold writes no durable record
+// covers yet. An extent enters the set, durably, before the first write
+// into it; it may leave only once a checkpoint (a guest flush, a rotation,
+// or room needed in the set) has made the log metadata and the disk data of
+// every write into it durable. Writes into extents already in the set cost
+// nothing extra, so a hot working set seldom updates it; a miss right after
+// the previous extent also adds the next three, so a streaming write pays
+// one update per 32 MiB.
+//
+// Its reach is 2040 extents of 8 MiB: 16 GiB, the most one record slot
+// holds. An update is an fdatasync, and under heavy churn the device
+// answers one in 40 to 150 ms, which the guest's write waits out: with 4
+// GiB of reach, 50 MB/s of random writes over an 8 GiB disk updated the
+// set on two writes in five and the guest's p99 was 55 ms; covering the
+// disk, the set fills once and p99 is 2 ms. The price is the recovery
+// after a crash: up to 16 GiB re-read and logged again, still far less
+// than a resync.
+//
+// The tracker also asks the kernel to write the disk's and the log's dirty
+// pages out every 8 MiB written (sync_file_range, in the background), so a
+// checkpoint's fsyncs find little to write and no burst queues in front of
+// an activity-log update.
 //
 // File layout: two 16 KiB slots; a record goes into the slot its
 // generation's parity picks, so the newest durable record is never

@@ -40,7 +40,7 @@ type DiskSpec struct {
 
 // Options tune a tracker; the zero value is the default.
 type Options struct {
-	// ExtentSize and Extents size the activity log (4 MiB, 256).
+	// ExtentSize and Extents size the activity log (8 MiB, 2040).
 	ExtentSize int64
 	Extents    int
 	// MinFree: logging stops for a disk when the file system holding its
@@ -117,6 +117,7 @@ type Disk struct {
 	dmu    sync.Mutex // degrade, one at a time
 	space  space
 	writes atomic.Uint64
+	wb     writeback
 }
 
 // Start takes each disk for tracking: it locks the disk file against other
@@ -189,6 +190,11 @@ func (t *Tracker) open(s DiskSpec) (_ *Disk, err error) {
 	}
 	d.seq++
 	d.space.refresh()
+	d.wb.init(func() []string {
+		d.t.mu.RLock()
+		defer d.t.mu.RUnlock()
+		return []string{d.path, d.log.Path()}
+	})
 	return d, nil
 }
 
@@ -216,6 +222,7 @@ func (t *Tracker) synced(path string) {
 
 // release closes what open took, in reverse.
 func (d *Disk) release() {
+	d.wb.stop()
 	if d.vd != nil {
 		d.vd.Close()
 	}

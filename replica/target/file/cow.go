@@ -137,6 +137,20 @@ func (t *Target) saveRuns(live, pre *os.File, runs []run) error {
 			buf = make([]byte, granule)
 		}
 		for pos := off; pos < off+n; pos += granule {
+			// A never-written granule's pre-image is a hole, which a new
+			// pre file already has: no read, no write. (Most granules of a
+			// young replica; reading and punching them was a third of a
+			// cycle.)
+			if isHole(live, pos, granule) {
+				if isHole(pre, pos, granule) {
+					continue
+				}
+				clear(buf)
+				if err := writeOrPunch(pre, buf, pos); err != nil {
+					return err
+				}
+				continue
+			}
 			if _, err := live.ReadAt(buf, pos); err != nil {
 				return ioErr("read", live.Name(), err)
 			}

@@ -116,6 +116,13 @@ func allZero(b []byte) bool {
 	return true
 }
 
+// isHole says [off, off+n) of f is a hole (reads as zeros, holds no
+// blocks); false when the file system can't tell.
+func isHole(f *os.File, off, n int64) bool {
+	next, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
+	return errors.Is(err, unix.ENXIO) || (err == nil && next >= off+n)
+}
+
 // dataRanges lists the allocated ranges of f below limit with
 // SEEK_DATA/SEEK_HOLE. A file system without them reports one range.
 func dataRanges(f *os.File, limit int64) ([]target.Extent, error) { return dataBetween(f, 0, limit) }

@@ -35,7 +35,7 @@ func addCompletions(g *globals, root *cobra.Command) {
 	vm := onlyFirst(g.completeVMs)
 	plan := onlyFirst(g.completePlans)
 	args := map[string]cobra.CompletionFunc{
-		"status": vm, "points": vm, "points export": vm, "verify": vm, "track": vm,
+		"status": vm, "points": vm, "points export": vm, "verify": vm, "track": vm, "untrack": vm,
 		"disable-protection": vm,
 		"replicate":          g.completeVMs, "resync": g.completeVMs, "resume": g.completeVMs,
 		"policy set": onlyFirst(g.completePolicies), "policy delete": onlyFirst(except(g.completePolicies, replica.DefaultPolicy)),

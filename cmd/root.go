@@ -108,7 +108,7 @@ workload there and back.
 		newInitCmd(g), newPolicyCmd(g), newEnableCmd(g), newDisableCmd(g),
 		newStatusCmd(g), newPointsCmd(g), newJobsCmd(g), newDemoCmd(g),
 		newReplicateCmd(g), newResyncCmd(g), newVerifyCmd(g), newResumeCmd(g),
-		newTrackCmd(g), newVHDCmd(g), newHRLCmd(g), newStateCmd(g), newVersionCmd(g),
+		newTrackCmd(g), newUntrackCmd(g), newVHDCmd(g), newHRLCmd(g), newStateCmd(g), newVersionCmd(g),
 		newFailoverCmd(g), newSyncCmd(g), newVMCmd(g), newFailbackCmd(g), newReprotectCmd(g),
 		newPlanCmd(g),
 	)

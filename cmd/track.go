@@ -20,16 +20,36 @@ import (
 func newTrackCmd(g *globals) *cobra.Command {
 	var sockDir string
 	var minFreeMiB, maxLogMiB int64
+	var libvirt, apply bool
 	c := &cobra.Command{
 		Use:   "track VM [--socket-dir DIR]",
 		Short: "Serve a protected VM's disks over NBD and log every write (long-running)",
 		Long: `Serve each disk of a protected VM over NBD on a Unix socket
 DIR/<VM>-<disk>.sock (export name <disk>) and record every write in the
 disk's .hrl log. Start the VM with the -drive arguments printed at start.
+A disk in a format qemu serves (qcow2, VHDX, VMDK...) is written through a
+qemu-nbd child of this process; if that child dies, the VM's I/O fails and
+the disk goes to resync, naming why.
 asr replicate asks this process to rotate its logs. SIGTERM or SIGINT
-closes every log properly and exits 0. Run it under systemd.`,
+closes every log properly and exits 0. Run it under systemd.
+
+With --libvirt it does not track: it prints the VM's libvirt domain with
+each protected disk an NBD source on this command's sockets, and with
+--apply defines it, keeping the original (asr untrack VM --libvirt
+restores it). Run that once, then start asr-track@VM.service before
+libvirt starts the domain.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
+			if apply && !libvirt {
+				return usageError{fmt.Errorf("--apply defines the libvirt domain: add --libvirt")}
+			}
+			if libvirt {
+				dir, err := trackSocketDir(g, sockDir)
+				if err != nil {
+					return err
+				}
+				return wireLibvirt(c.Context(), g, args[0], dir, apply)
+			}
 			if maxLogMiB < 0 {
 				return usageError{fmt.Errorf("--max-log-mib %d: give a size in MiB, or 0 for half the disk", maxLogMiB)}
 			}
@@ -37,9 +57,28 @@ closes every log properly and exits 0. Run it under systemd.`,
 		},
 	}
 	c.Flags().StringVar(&sockDir, "socket-dir", "", "directory for the NBD sockets (default beside the state file)")
+	c.Flags().BoolVar(&libvirt, "libvirt", false, "print the VM's libvirt domain with its disks on this command's NBD sockets, and exit")
+	c.Flags().BoolVar(&apply, "apply", false, "with --libvirt: define that domain, keeping the original")
 	c.Flags().Int64Var(&minFreeMiB, "min-free-mib", 256, "stop logging (the disks stay served; a resync follows) when their file system has fewer MiB free")
 	c.Flags().Int64Var(&maxLogMiB, "max-log-mib", 0, "stop logging (a resync narrowed to the blocks written follows) when a disk's logs waiting to ship pass this many MiB (0: half the disk)")
 	return c
+}
+
+// trackSocketDir is the folder of the NBD sockets: --socket-dir, or one
+// beside the state file, made private.
+func trackSocketDir(g *globals, sockDir string) (string, error) {
+	if sockDir != "" {
+		return filepath.Abs(sockDir)
+	}
+	e, err := g.engine()
+	if err != nil {
+		return "", err
+	}
+	sockDir = e.TrackDir()
+	if err := os.MkdirAll(sockDir, 0o700); err != nil {
+		return "", fmt.Errorf("socket folder %s: %w", sockDir, errors.Join(replica.ErrLocal, err))
+	}
+	return sockDir, nil
 }
 
 func runTrack(ctx context.Context, g *globals, vm, sockDir string, opt tracker.Options) error {
@@ -54,11 +93,8 @@ func runTrack(ctx context.Context, g *globals, vm, sockDir string, opt tracker.O
 	if err := e.Vault.View(func(tx *vault.Tx) (err error) { it, err = tx.Item(vm); return }); err != nil {
 		return err
 	}
-	if sockDir == "" {
-		sockDir = e.TrackDir()
-		if err := os.MkdirAll(sockDir, 0o700); err != nil {
-			return fmt.Errorf("socket folder %s: %w", sockDir, errors.Join(replica.ErrLocal, err))
-		}
+	if sockDir, err = trackSocketDir(g, sockDir); err != nil {
+		return err
 	}
 	_, ctlPath := tracker.Paths(e.TrackDir(), vm)
 	socks := []string{ctlPath}

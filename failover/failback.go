@@ -122,7 +122,11 @@ func (s *session) newFailback(ctx context.Context, alternate string) (*vault.Fai
 			}
 			continue
 		}
-		dst, err := vhd.OpenAs(p, replica.DiskFormat(d))
+		f, err := homeFormat(p, d)
+		if err != nil {
+			return nil, err
+		}
+		dst, err := vhd.OpenAs(p, f)
 		if errors.Is(err, os.ErrNotExist) {
 			err = errors.Join(replica.ErrNotFound, err)
 		}

@@ -187,7 +187,11 @@ func loadMap(path string, size int64) (*chunker.Table, error) {
 func (s *session) openHomeDisk(fb *vault.Failback, d vault.Disk) (*vhd.Disk, error) {
 	p := homePath(fb, d)
 	if fb.Alternate == "" {
-		dst, err := vhd.OpenWritableAs(p, replica.DiskFormat(d))
+		f, err := homeFormat(p, d)
+		if err != nil {
+			return nil, err
+		}
+		dst, err := vhd.OpenWritableAs(p, f)
 		if err != nil {
 			return nil, fmt.Errorf("original disk %s: %w", p, err)
 		}
@@ -205,6 +209,20 @@ func (s *session) openHomeDisk(fb *vault.Failback, d vault.Disk) (*vhd.Disk, err
 		return nil, fmt.Errorf("new disk %s: %w", p, err)
 	}
 	return dst, nil
+}
+
+// homeFormat is how failback opens an original disk: it writes VHD and
+// raw itself; a disk in a format qemu serves is refused with the way round
+// (in-place failback through qemu-nbd is not built yet).
+func homeFormat(p string, d vault.Disk) (vhd.Format, error) {
+	switch f := replica.DiskFormat(d); f {
+	case "raw":
+		return vhd.FormatRaw, nil
+	case "vhd":
+		return vhd.FormatVHD, nil
+	default:
+		return "", fmt.Errorf("original disk %s is %s, which failback does not write in place; fail back with --alternate-location DIR (fixed VHDs) and convert them with qemu-img convert -O %s: %w", p, f, f, replica.ErrInvalid)
+	}
 }
 
 // blocksIn selects the sync blocks that overlap any of the ranges.

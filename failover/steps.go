@@ -101,7 +101,7 @@ func (s *session) hostVM(f *vault.Failover) host.VM {
 
 // sourceVM is the protected VM at the primary.
 func (s *session) sourceVM() host.VM {
-	vm := host.VM{Name: s.it.VM}
+	vm := host.VM{Name: s.it.HostName()}
 	for _, d := range s.it.Disks {
 		vm.Disks = append(vm.Disks, d.Path)
 		vm.Dir = filepath.Dir(d.Path)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/asr-project/asr/chunker"
+	"github.com/asr-project/asr/replica/image"
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/replica/vhd"
 	"github.com/asr-project/asr/vault"
@@ -58,7 +59,7 @@ func (e *Engine) copyDisk(ctx context.Context, t target.Target, it *vault.Item, 
 	if d.Seed != "" {
 		path, format = d.Seed, DiskFormat(vault.Disk{Format: d.SeedFormat})
 	}
-	src, err := vhd.OpenAs(path, format)
+	src, err := image.Open(path, format)
 	if err != nil {
 		return 0, fmt.Errorf("disk %s: %w", path, err)
 	}

@@ -256,7 +256,7 @@ func (e *Engine) lockTracker(vm string) (*vault.Lock, error) {
 // the policy's freeze and thaw commands when it has them, else the site's
 // host driver for the VM; nil when neither is set.
 func (e *Engine) freezer(it *vault.Item, pol vault.Policy) (host.Host, host.VM, error) {
-	vm := host.VM{Name: it.VM, Disks: mapDisks(it, func(d vault.Disk) string { return d.Path })}
+	vm := host.VM{Name: it.HostName(), Disks: mapDisks(it, func(d vault.Disk) string { return d.Path })}
 	if pol.FreezeCommand != "" {
 		h, err := host.New(host.Config{Driver: "command", Freeze: pol.FreezeCommand, Thaw: pol.ThawCommand, Timeout: e.HookTimeout})
 		return h, vm, err

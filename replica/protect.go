@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/asr-project/asr/replica/catalog"
+	"github.com/asr-project/asr/replica/image"
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/replica/tracker"
 	"github.com/asr-project/asr/replica/vhd"
@@ -26,7 +27,8 @@ type Protect struct {
 	Disks  []string // disk file paths
 	Target string   // target URL
 	Policy string
-	Format vhd.Format // how to read the disks; FormatAuto by name and content
+	Format image.Format // how to read the disks; image.Auto decides by content
+	Domain string       // the libvirt domain the disks came from, if any
 }
 
 // freeSpacer is implemented by targets that can tell their free space.
@@ -136,7 +138,7 @@ func sameRequest(it vault.Item, req Protect) bool {
 // written, and returns the item to record and the bytes the target needs.
 func (e *Engine) prepare(req Protect) (vault.Item, int64, error) {
 	it := vault.Item{VM: req.VM, Policy: req.Policy, Target: req.Target, State: vault.StateInitialReplication,
-		Health: vault.HealthNormal, Created: e.now()}
+		Health: vault.HealthNormal, Created: e.now(), Domain: req.Domain}
 	if it.Policy == "" {
 		it.Policy = DefaultPolicy
 	}
@@ -186,7 +188,7 @@ func (e *Engine) prepare(req Protect) (vault.Item, int64, error) {
 	return it, need, nil
 }
 
-func inspectDisk(path string, format vhd.Format) (vault.Disk, int64, error) {
+func inspectDisk(path string, format image.Format) (vault.Disk, int64, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return vault.Disk{}, 0, err
@@ -196,21 +198,21 @@ func inspectDisk(path string, format vhd.Format) (vault.Disk, int64, error) {
 	}
 	// Opened first: the format check refuses a FIFO or device without
 	// blocking, before anything else opens the path.
-	vd, err := vhd.OpenAs(abs, format)
+	vd, err := image.Open(abs, format)
 	if err != nil {
 		return vault.Disk{}, 0, fmt.Errorf("disk %s can't be read: %w", path, errors.Join(ErrBadData, err))
 	}
-	defer vd.Close()
-	if l, err := tracker.LockImage(abs); err != nil {
-		return vault.Disk{}, 0, fmt.Errorf("disk %s: %w", path, errors.Join(vault.ErrLocked, err))
-	} else {
-		l.Close()
-	}
-	alloc, err := vd.AllocatedBytes()
+	alloc, err := allocatedBytes(vd)
+	vd.Close() // a qemu-nbd child must be gone before the lock test
 	if err != nil {
 		return vault.Disk{}, 0, fmt.Errorf("disk %s: %w", path, errors.Join(ErrBadData, err))
 	}
-	return vault.Disk{Name: DiskName(abs), Path: abs, Format: string(vd.Type()), Size: vd.Size(),
+	l, err := tracker.LockImage(abs)
+	if err != nil {
+		return vault.Disk{}, 0, fmt.Errorf("disk %s: %w", path, errors.Join(vault.ErrLocked, err))
+	}
+	l.Close()
+	return vault.Disk{Name: DiskName(abs), Path: abs, Format: vd.Kind(), Size: vd.Size(),
 		ReplicaSize: vhd.RoundSize(vd.Size())}, alloc, nil
 }
 
@@ -401,4 +403,13 @@ func setAside(disk string, now time.Time) ([]string, error) {
 		}
 	}
 	return found, nil
+}
+
+func allocatedBytes(d image.Disk) (int64, error) {
+	xs, err := d.Extents()
+	var n int64
+	for _, x := range xs {
+		n += x.Len
+	}
+	return n, err
 }

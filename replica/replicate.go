@@ -8,6 +8,7 @@ import (
 
 	"github.com/asr-project/asr/replica/catalog"
 	"github.com/asr-project/asr/replica/hrl"
+	"github.com/asr-project/asr/replica/image"
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/replica/vhd"
 	"github.com/asr-project/asr/vault"
@@ -332,12 +333,10 @@ func movedAway(ctx context.Context, t target.Target, site, vm string) error {
 // the replica) and refuses one whose disk shrank.
 func (e *Engine) checkSizes(it *vault.Item) error {
 	for _, d := range it.Disks {
-		src, err := vhd.OpenAs(d.Path, DiskFormat(d))
+		size, err := image.SizeOf(d.Path, DiskFormat(d))
 		if err != nil {
 			return fmt.Errorf("disk %s: %w", d.Path, err)
 		}
-		size := src.Size()
-		src.Close()
 		switch {
 		case size > d.Size:
 			return e.markResync(it, fmt.Errorf("disk %s grew from %d to %d bytes", d.Name, d.Size, size))

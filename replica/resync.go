@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/asr-project/asr/replica/catalog"
+	"github.com/asr-project/asr/replica/image"
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/replica/tracker"
-	"github.com/asr-project/asr/replica/vhd"
 	"github.com/asr-project/asr/vault"
 )
 
@@ -253,12 +253,10 @@ func (e *Engine) rebase(ctx context.Context, it *vault.Item, full map[string]str
 func (e *Engine) growReplicas(ctx context.Context, t target.Target, it *vault.Item, full map[string]string, zeroFrom map[string]int64) error {
 	for i := range it.Disks {
 		d := &it.Disks[i]
-		src, err := vhd.OpenAs(d.Path, DiskFormat(*d))
+		size, err := image.SizeOf(d.Path, DiskFormat(*d))
 		if err != nil {
 			return fmt.Errorf("disk %s: %w", d.Path, err)
 		}
-		size := src.Size()
-		src.Close()
 		switch {
 		case size < d.Size:
 			return fmt.Errorf("disk %s shrank from %d to %d bytes; a replica never shrinks: restore the size (qemu-img resize), or disable and enable protection again: %w", d.Path, d.Size, size, ErrBadData)

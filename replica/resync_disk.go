@@ -6,9 +6,9 @@ import (
 	"slices"
 
 	"github.com/asr-project/asr/chunker"
+	"github.com/asr-project/asr/replica/image"
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/replica/tracker"
-	"github.com/asr-project/asr/replica/vhd"
 	"github.com/asr-project/asr/vault"
 )
 
@@ -45,7 +45,7 @@ type resyncDisk struct {
 func (e *Engine) compareDisk(ctx context.Context, t target.Target, it *vault.Item, k int, j *job) error {
 	rd := &it.Resync.Disks[k]
 	d := &it.Disks[slices.IndexFunc(it.Disks, func(d vault.Disk) bool { return d.Name == rd.Name })]
-	src, err := vhd.OpenAs(d.Path, DiskFormat(*d))
+	src, err := image.Open(d.Path, DiskFormat(*d))
 	if err != nil {
 		return fmt.Errorf("disk %s: %w", d.Path, err)
 	}

@@ -8,8 +8,8 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/asr-project/asr/replica/image"
 	"github.com/asr-project/asr/replica/tracker"
-	"github.com/asr-project/asr/replica/vhd"
 	"github.com/asr-project/asr/vault"
 )
 
@@ -84,12 +84,7 @@ func checkSources(it vault.Item) error {
 // diskFormat is how a protected disk is opened: as the kind protection
 // recorded, never guessed again.
 // DiskFormat is how a protected disk is opened: raw, or a VHD of any kind.
-func DiskFormat(d vault.Disk) vhd.Format {
-	if d.Format == string(vhd.TypeRaw) {
-		return vhd.FormatRaw
-	}
-	return vhd.FormatVHD
-}
+func DiskFormat(d vault.Disk) image.Format { return image.FormatOf(d.Format) }
 
 // TrackSpecs says where each of the item's disks stands in its log chain,
 // for a tracker to continue it.

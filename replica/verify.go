@@ -11,9 +11,9 @@ import (
 
 	"github.com/asr-project/asr/chunker"
 	"github.com/asr-project/asr/replica/hrl"
+	"github.com/asr-project/asr/replica/image"
 	"github.com/asr-project/asr/replica/target"
 	"github.com/asr-project/asr/replica/tracker"
-	"github.com/asr-project/asr/replica/vhd"
 	"github.com/asr-project/asr/vault"
 )
 
@@ -107,7 +107,7 @@ func (e *Engine) Verify(ctx context.Context, vm string, opt VerifyOptions) (*Ver
 func (e *Engine) verifyDisk(ctx context.Context, t target.Target, it *vault.Item, i int, sample float64, w *writtenSet) (VerifyDisk, error) {
 	d := &it.Disks[i]
 	out := VerifyDisk{Name: d.Name, Differ: []target.Extent{}}
-	src, err := vhd.OpenAs(d.Path, DiskFormat(*d))
+	src, err := image.Open(d.Path, DiskFormat(*d))
 	if err != nil {
 		return out, fmt.Errorf("disk %s: %w", d.Path, err)
 	}

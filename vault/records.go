@@ -102,10 +102,23 @@ type Item struct {
 	// failover.
 	Failback *Failback `json:"failback,omitempty"`
 	Machine  *Machine  `json:"machine,omitempty"`
+	// Domain is the libvirt domain the VM runs as, when protection read
+	// its disks from libvirt (and the name host control uses); "" means
+	// the VM's own name.
+	Domain string `json:"domain,omitempty"`
 	// Retry state for recoverable failures.
 	Failures     int       `json:"failures,omitempty"`
 	FirstFailure time.Time `json:"first_failure,omitzero"`
 	LastError    string    `json:"last_error,omitempty"`
+}
+
+// HostName is the name host control knows the VM by: its libvirt domain
+// when protection recorded one, else the VM's name.
+func (it Item) HostName() string {
+	if it.Domain != "" {
+		return it.Domain
+	}
+	return it.VM
 }
 
 // Disk is one protected virtual disk of an item.

@@ -62,7 +62,7 @@ func Run(ctx context.Context, command string, timeout time.Duration) (output str
 	cmd.Env = append(os.Environ(), guardEnv+"=1")
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.Cancel = func() error { return KillGroup(cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = killGrace
 	err = runGuard(cmd)
 	output = out.String()
@@ -94,12 +94,13 @@ func runGuard(cmd *exec.Cmd) error {
 	var info unix.Siginfo
 	for unix.Waitid(unix.P_PID, cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
 	}
-	killGroup(cmd.Process.Pid, syscall.SIGKILL)
+	KillGroup(cmd.Process.Pid, syscall.SIGKILL)
 	return cmd.Wait()
 }
 
-// killGroup sends sig to the process group pgid.
-func killGroup(pgid int, sig syscall.Signal) error {
+// KillGroup sends sig to the process group pgid; os.ErrProcessDone when
+// the group is gone.
+func KillGroup(pgid int, sig syscall.Signal) error {
 	if err := syscall.Kill(-pgid, sig); err != nil {
 		if err == syscall.ESRCH {
 			return os.ErrProcessDone

@@ -20,6 +20,14 @@
 //     (virsh shutdown), polls until it is off, and destroys it after the
 //     timeout. Freeze and thaw need qemu-guest-agent in the guest.
 //
+// # Domain XML
+//
+// DomainDisks lists the disks of a domain's XML (virsh dumpxml), and
+// NBDDomain rewrites chosen file disks into NBD network disks on unix
+// sockets (driver type raw, no backingStore), changing only those bytes
+// of the document. A path that names no file disk is ErrDomainDisk, so a
+// second NBDDomain on its own output fails: rewrite the original.
+//
 // Every method is safe to call again after a kill -9: shutting down a VM
 // that is off, starting one that runs and removing one that is gone all
 // succeed, so a failover rerun goes on where it stopped.

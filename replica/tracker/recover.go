@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/asr-project/asr/replica/hrl"
-	"github.com/asr-project/asr/replica/vhd"
+	"github.com/asr-project/asr/replica/image"
 )
 
 // ErrUntrusted: a disk's logs can't be made into an exact chain (a damaged
@@ -105,7 +105,7 @@ func recoverDisk(s DiskSpec) (chainEnd, error) {
 // content of the record's extents. A crash while it runs leaves an open
 // log that the next Recover seals and follows with the same extents.
 func relog(s DiskSpec, path string, prev uuid.UUID, rec alRecord) (uuid.UUID, error) {
-	vd, err := vhd.OpenAs(s.Path, s.Format)
+	vd, err := image.Open(s.Path, s.Format)
 	if err != nil {
 		return uuid.Nil, err
 	}

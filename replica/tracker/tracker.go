@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/asr-project/asr/replica/hrl"
-	"github.com/asr-project/asr/replica/vhd"
+	"github.com/asr-project/asr/replica/image"
 )
 
 // Sentinel errors.
@@ -33,9 +33,9 @@ type DiskSpec struct {
 	// chain continues from there when no newer log file exists.
 	AppliedSeq uint64
 	AppliedID  uuid.UUID
-	// Format is how the file is read: vhd.FormatRaw or vhd.FormatVHD as
-	// protection recorded it (FormatAuto decides by name and content).
-	Format vhd.Format
+	// Format is how the file is read, as protection recorded it (vhd,
+	// raw, or a format qemu serves); image.Auto decides by content.
+	Format image.Format
 }
 
 // Options tune a tracker; the zero value is the default.
@@ -99,7 +99,7 @@ type Disk struct {
 	Name   string
 	path   string
 	size   int64
-	vd     *vhd.Disk
+	vd     image.Disk
 	lock   *ImageLock
 	ranges rangeLock
 	al     *activityLog
@@ -118,6 +118,31 @@ type Disk struct {
 	space  space
 	writes atomic.Uint64
 	wb     writeback
+	gone   chan struct{} // closed when the disk is released
+}
+
+// server is an image served by a process of its own (qemu-nbd).
+type server interface {
+	Done() <-chan struct{}
+	Err() error
+}
+
+// watch degrades the disk when its server dies under it: the VM's I/O
+// fails from then on, and the state says why (never a silent fallback).
+// What reached the disk is uncertain, so the resync that follows compares
+// what the logs being dropped held, as for any failed write.
+func (d *Disk) watch(c server) {
+	select {
+	case <-d.gone:
+		return
+	case <-c.Done():
+	}
+	d.t.mu.RLock()
+	closed, seq := d.t.closed, d.seq
+	d.t.mu.RUnlock()
+	if !closed {
+		d.degrade(fmt.Sprintf("qemu-nbd serving the disk exited (%v); restart asr track, and check the image with qemu-img check", c.Err()), seq, nil)
+	}
 }
 
 // Start takes each disk for tracking: it locks the disk file against other
@@ -145,13 +170,20 @@ func (t *Tracker) open(s DiskSpec) (_ *Disk, err error) {
 			d.release()
 		}
 	}()
-	if d.lock, err = LockImage(s.Path); err != nil {
-		return nil, err
+	if s.Format == image.Auto {
+		if s.Format, err = image.Probe(s.Path); err != nil {
+			return nil, fmt.Errorf("track disk %s: %w", s.Name, err)
+		}
 	}
-	if d.vd, err = vhd.OpenWritableAs(s.Path, s.Format); err != nil {
+	// qemu's own server takes qemu's image locks for the formats it serves.
+	if s.Format.Native() {
+		if d.lock, err = LockImage(s.Path); err != nil {
+			return nil, err
+		}
+	}
+	if d.size, err = image.SizeOf(s.Path, s.Format); err != nil {
 		return nil, fmt.Errorf("track disk %s: %w", s.Name, err)
 	}
-	d.size = d.vd.Size()
 	if s.Size > 0 && d.size != s.Size {
 		return nil, fmt.Errorf("disk %s (%s) is %d bytes, but was protected at %d; asr does not track a resized disk: %w", s.Name, s.Path, d.size, s.Size, ErrResized)
 	}
@@ -172,6 +204,16 @@ func (t *Tracker) open(s DiskSpec) (_ *Disk, err error) {
 		if err := os.WriteFile(markerPath(s.Path), nil, 0o600); err != nil {
 			return nil, err
 		}
+	}
+	// Opened for writing only now: qemu's server may touch the file as it
+	// opens it (a VHDX's headers), and recovery and the untracked check
+	// judge the file by its modification time.
+	if d.vd, err = image.OpenWritable(s.Path, s.Format); err != nil {
+		return nil, fmt.Errorf("track disk %s: %w", s.Name, err)
+	}
+	d.gone = make(chan struct{})
+	if c, ok := d.vd.(server); ok {
+		go d.watch(c)
 	}
 	if d.al, err = openAL(s.Path, d.size, t.opt.ExtentSize, t.opt.Extents, d.checkpoint, t.opt.synced); err != nil {
 		return nil, err
@@ -200,7 +242,10 @@ func (t *Tracker) open(s DiskSpec) (_ *Disk, err error) {
 
 // create makes log seq+1 chained to prev.
 func (d *Disk) create(prev uuid.UUID) (*hrl.Writer, error) {
-	w, err := hrl.Create(LogPath(d.path, d.seq+1), hrl.Options{PreviousID: prev})
+	// A VHDX's DataWriteGuid goes in each log, the field MS-HRL made for
+	// it; qemu changes it at the first write of a session, so a log names
+	// the value the disk had when the log began.
+	w, err := hrl.Create(LogPath(d.path, d.seq+1), hrl.Options{PreviousID: prev, DataWriteGUID: dataWriteGUID(d.path)})
 	if err != nil {
 		return nil, fmt.Errorf("start log for disk %s: %w", d.Name, err)
 	}
@@ -223,6 +268,9 @@ func (t *Tracker) synced(path string) {
 // release closes what open took, in reverse.
 func (d *Disk) release() {
 	d.wb.stop()
+	if d.gone != nil {
+		close(d.gone) // release runs once per disk
+	}
 	if d.vd != nil {
 		d.vd.Close()
 	}
@@ -345,6 +393,12 @@ func (t *Tracker) Close() error {
 		errs = append(errs, err)
 		if err == nil {
 			errs = append(errs, d.al.empty())
+		}
+		// The image closes before the stamp: qemu's server still writes
+		// its own metadata (a qcow2 dirty flag, a VHDX header) as it stops.
+		errs = append(errs, d.vd.Close())
+		d.vd = nil
+		if err == nil {
 			// Every write to the disk is in a sealed log or the dirty map.
 			errs = append(errs, Stamp(d.path))
 		}

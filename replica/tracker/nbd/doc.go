@@ -58,6 +58,29 @@
 //     flight to be answered, then closes. It does not flush backends: their
 //     owner does, after Shutdown returns.
 //
+// # The client
+//
+// Client (client.go, client_reply.go) is how asr reaches qemu's own server,
+// a qemu-nbd child serving a qcow2, VHDX or VMDK file on a private Unix
+// socket. It speaks fixed newstyle with NBD_FLAG_C_NO_ZEROES,
+// NBD_OPT_STRUCTURED_REPLY, NBD_OPT_SET_META_CONTEXT (base:allocation) and
+// NBD_OPT_GO with NBD_INFO_BLOCK_SIZE; then READ, WRITE, FLUSH, TRIM,
+// WRITE_ZEROES, BLOCK_STATUS and DISC, without command flags.
+//
+//   - Structured replies and base:allocation are used when offered (without
+//     them BlockStatus is ErrUnsupported); fixed newstyle and NBD_OPT_GO are
+//     required, with no NBD_OPT_EXPORT_NAME fallback.
+//   - Unaligned calls fail (ErrRange) rather than read-modify-write, which
+//     would race with concurrent writers. READ, WRITE and WRITE_ZEROES are
+//     split at min(maximum block size, 32 MiB), TRIM and BLOCK_STATUS at
+//     1 GiB; the pieces of one call go one after another.
+//   - One mutex writes each request whole; one reader goroutine matches
+//     replies by cookie and reads data straight into the caller's buffer.
+//     Everything read is checked; a violation, like a dead socket, ends the
+//     session and fails every pending and later call with ErrDisconnected.
+//     NBD_ESHUTDOWN makes the client send DISC. There are no per-request
+//     timeouts: a server that stops answering holds calls until Close.
+//
 // # Measured
 //
 // qemu-img convert (qemu-utils 7.2, default options) of a 256 MiB raw image

@@ -15,6 +15,9 @@ const (
 	magicOptReply    uint64 = 0x0003e889045565a9
 	magicRequest     uint32 = 0x25609513
 	magicSimpleReply uint32 = 0x67446698
+
+	magicStructuredReply uint32 = 0x668e33ef
+	magicOldstyle        uint64 = 0x00420281861253 // "cliserv_magic": oldstyle negotiation
 )
 
 // Handshake flags (server) and client flags.
@@ -56,10 +59,17 @@ const (
 	repAck         uint32 = 1
 	repServer      uint32 = 2
 	repInfo        uint32 = 3
+	repMetaContext uint32 = 4
+	repErrBit      uint32 = 1 << 31 // every error reply type has it
 	repErrUnsup    uint32 = 1<<31 + 1
+	repErrPolicy   uint32 = 1<<31 + 2
 	repErrInvalid  uint32 = 1<<31 + 3
+	repErrPlatform uint32 = 1<<31 + 4
+	repErrTLSReqd  uint32 = 1<<31 + 5
 	repErrUnknown  uint32 = 1<<31 + 6
 	repErrShutdown uint32 = 1<<31 + 7
+	repErrBlockReq uint32 = 1<<31 + 8 // NBD_REP_ERR_BLOCK_SIZE_REQD
+	repErrTooBig   uint32 = 1<<31 + 9
 )
 
 // Information types of NBD_OPT_INFO / NBD_OPT_GO.
@@ -90,11 +100,40 @@ const (
 	cmdFlagFastZero uint16 = 1 << 4
 )
 
-// Error values of the simple reply.
+// Structured reply flags and chunk types (NBD_REPLY_FLAG_*, NBD_REPLY_TYPE_*).
 const (
+	replyFlagDone uint16 = 1 << 0
+
+	chunkNone        uint16 = 0
+	chunkOffsetData  uint16 = 1
+	chunkOffsetHole  uint16 = 2
+	chunkBlockStatus uint16 = 5
+	chunkErrorBit    uint16 = 1 << 15 // every error chunk type has it
+	chunkError       uint16 = 1<<15 + 1
+	chunkErrorOffset uint16 = 1<<15 + 2
+)
+
+// The base:allocation metadata context and its status flags.
+const (
+	metaBaseAllocation = "base:allocation"
+
+	stateHole uint32 = 1 << 0
+	stateZero uint32 = 1 << 1
+
+	// maxStatusChunk is the largest NBD_REPLY_TYPE_BLOCK_STATUS payload the
+	// spec lets a server send: a context ID and 2^20 descriptors.
+	maxStatusChunk = 4 + 8<<20
+)
+
+// Error values of replies.
+const (
+	nbdEPERM     uint32 = 1
 	nbdEIO       uint32 = 5
+	nbdENOMEM    uint32 = 12
 	nbdEINVAL    uint32 = 22
 	nbdENOSPC    uint32 = 28
+	nbdEOVERFLOW uint32 = 75
+	nbdENOTSUP   uint32 = 95
 	nbdESHUTDOWN uint32 = 108
 )
 

@@ -16,6 +16,10 @@
 //	         --shared=8 --cache=writeback --aio=threads --discard=unmap
 //	         [--read-only] /abs/path
 //
+// (With Options.BesideWriter, --read-only and --image-opts naming the file
+// with file.locking=off instead of --format and the path: a read-only view
+// of an image asr's own tracker writes, which qemu's locks would refuse.)
+//
 // and returns once the socket answers an NBD greeting (polled every 20 ms,
 // for at most 10 s). If the child exits first, the error carries its exit
 // status and the last 4 KiB of its stderr on one line, so qemu's own

@@ -215,14 +215,11 @@ func (s *session) openHomeDisk(fb *vault.Failback, d vault.Disk) (*vhd.Disk, err
 // raw itself; a disk in a format qemu serves is refused with the way round
 // (in-place failback through qemu-nbd is not built yet).
 func homeFormat(p string, d vault.Disk) (vhd.Format, error) {
-	switch f := replica.DiskFormat(d); f {
-	case "raw":
-		return vhd.FormatRaw, nil
-	case "vhd":
-		return vhd.FormatVHD, nil
-	default:
-		return "", fmt.Errorf("original disk %s is %s, which failback does not write in place; fail back with --alternate-location DIR (fixed VHDs) and convert them with qemu-img convert -O %s: %w", p, f, f, replica.ErrInvalid)
+	f := replica.DiskFormat(d)
+	if vf, ok := f.VHD(); ok {
+		return vf, nil
 	}
+	return "", fmt.Errorf("original disk %s is %s, which failback does not write in place; fail back with --alternate-location DIR (fixed VHDs) and convert them with qemu-img convert -O %s: %w", p, f, f, replica.ErrInvalid)
 }
 
 // blocksIn selects the sync blocks that overlap any of the ranges.

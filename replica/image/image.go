@@ -65,6 +65,17 @@ func ParseFormat(s string) (Format, error) {
 // Native says asr reads and writes the format itself.
 func (f Format) Native() bool { return f == "vhd" || f == "raw" }
 
+// VHD is how package vhd opens a native format; false for the others.
+func (f Format) VHD() (vhd.Format, bool) {
+	switch f {
+	case "vhd":
+		return vhd.FormatVHD, true
+	case "raw":
+		return vhd.FormatRaw, true
+	}
+	return "", false
+}
+
 // FormatOf is the Format to reopen a disk whose Kind was recorded.
 func FormatOf(kind string) Format {
 	switch vhd.Type(kind) {
@@ -89,11 +100,7 @@ func open(path string, f Format, writable bool) (Disk, error) {
 			return nil, err
 		}
 	}
-	if f.Native() {
-		vf := vhd.FormatVHD
-		if f == "raw" {
-			vf = vhd.FormatRaw
-		}
+	if vf, ok := f.VHD(); ok {
 		if writable {
 			d, err := vhd.OpenWritableAs(path, vf)
 			if err != nil {
